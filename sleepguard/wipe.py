@@ -1,0 +1,60 @@
+"""Detecting a wipe: judge a fresh read against the last good backup (DESIGN.md, "Detecting a wipe").
+
+An in-memory back end loses everything at once. Records keep their ids only while the back
+end keeps them, so a read that lacks records of the last good backup while *none* of that
+backup's ids survived is a wipe; if some survived, the owner deleted the rest on purpose.
+"""
+
+from dataclasses import dataclass, field
+
+GOOD_VERDICTS = ("first", "unchanged", "changed", "deleted")
+# Fewer lost records than this are never called a large drop: deleting one of three customers is normal.
+LARGE_DROP_MIN_RECORDS = 2
+
+
+@dataclass
+class Judgement:
+    """What a read means compared with the last good backup, with the figures behind it."""
+
+    verdict: str  # first | unchanged | changed | deleted | large_drop | wipe
+    reason: str
+    missing_users: list = field(default_factory=list)
+    missing_customers: list = field(default_factory=list)
+    survivors: int = 0
+
+    @property
+    def good(self):
+        """True when the read may become the new good backup."""
+        return self.verdict in GOOD_VERDICTS
+
+
+def judge_read(current, last_good, large_drop_fraction=0.5):
+    """Compare a fresh read with the last good backup and say whether it is good, a deletion or a wipe."""
+    if last_good is None:
+        return Judgement("first", "no earlier good backup")
+    if current.checksum() == last_good.checksum():
+        return Judgement("unchanged", "same content as the last good backup")
+    missing_users = sorted(set(last_good.customers_by_email()) - set(current.customers_by_email()))
+    missing_customers = sorted(last_good.customer_keys() - current.customer_keys())
+    if not missing_users and not missing_customers:
+        return Judgement("changed", "nothing of the last good backup is missing")
+    survivors = len((current.record_ids() & last_good.record_ids()) - {None})
+    figures = dict(missing_users=missing_users, missing_customers=missing_customers, survivors=survivors)
+    lost = f"{len(missing_users)} users and {len(missing_customers)} customers of the last good backup are missing"
+    if not survivors:
+        return Judgement("wipe", f"{lost} and none of its records survived: the back end was wiped", **figures)
+    emptied = _owners_emptied(current, last_good)
+    if emptied:
+        return Judgement("large_drop", f"{lost}; every customer of {', '.join(emptied)} vanished at once", **figures)
+    before = last_good.counts()
+    for kind, count in (("customers", len(missing_customers)), ("users", len(missing_users))):
+        if count >= LARGE_DROP_MIN_RECORDS and count > large_drop_fraction * before[kind]:
+            return Judgement("large_drop", f"{lost}: over {large_drop_fraction:.0%} of the {kind} at once", **figures)
+    return Judgement("deleted", f"{lost}, {survivors} records survived: deleted by the owner", **figures)
+
+
+def _owners_emptied(current, last_good):
+    """Owners still present whose customers (two or more) all vanished: the API's `[]`-on-error quirk looks so."""
+    now = current.customers_by_email()
+    return sorted(email for email, customers in last_good.customers_by_email().items()
+                  if len(customers) >= LARGE_DROP_MIN_RECORDS and email in now and not now[email])

@@ -1,0 +1,95 @@
+"""Shared fixtures: a running demo back end, a private DATA_DIR, and a clean settings environment."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import pytest
+import requests
+
+from helpers import PROJECT_DIR
+from sleepguard.settings import SETTINGS
+
+DEMO_TOKEN = "demo-test-token-5e1f"
+STARTUP_DEADLINE = 15
+
+
+class DemoBackend:
+    """A demo back end running as a real subprocess; `url` is its base URL."""
+
+    def __init__(self, *args, token=DEMO_TOKEN):
+        self.token = token
+        cmd = [sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args]
+        if token:
+            cmd += ["--token", token]
+        self.process = subprocess.Popen(cmd, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+        first_line = []
+        reader = threading.Thread(target=lambda: first_line.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(STARTUP_DEADLINE)
+        if not first_line or not first_line[0].startswith("http"):
+            self.stop()
+            raise RuntimeError(f"demo back end did not start: {self.process.stderr.read()[-2000:]}")
+        self.url = first_line[0].strip()
+
+    def admin(self, method, path, **kwargs):
+        """Call an admin endpoint with the bearer token."""
+        return requests.request(method, self.url + path, headers={"Authorization": f"Bearer {self.token}"},
+                                timeout=10, **kwargs)
+
+    def sleep_now(self):
+        """Simulate the host stopping: every record is gone."""
+        self.admin("POST", "/api/admin/sleep").raise_for_status()
+
+    def state(self):
+        return self.admin("GET", "/api/admin/snapshot").json()
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(5)
+        for stream in (self.process.stdout, self.process.stderr):
+            stream.close()
+
+
+@pytest.fixture
+def start_demo():
+    """Factory: start_demo('--idle-sleep', '0.5') starts a demo back end; all are stopped afterwards."""
+    started = []
+
+    def start(*args, token=DEMO_TOKEN):
+        backend = DemoBackend(*args, token=token)
+        started.append(backend)
+        return backend
+
+    yield start
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture
+def demo_backend(start_demo):
+    """One running demo back end with admin endpoints enabled."""
+    return start_demo()
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A fresh DATA_DIR for one test."""
+    path = tmp_path / "data"
+    path.mkdir(mode=0o700)
+    return path
+
+
+@pytest.fixture(autouse=True)
+def clean_settings_env(monkeypatch, tmp_path):
+    """No setting of the developer's shell or .env leaks into a test."""
+    for name in SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("ENV_FILE", str(tmp_path / "no-such.env"))

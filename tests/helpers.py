@@ -1,0 +1,72 @@
+"""Plain helpers the tests share: settings for a test, seeding a shop, running a command."""
+
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import requests
+
+from sleepguard.settings import SETTINGS, load_settings
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def make_settings(data_dir, backend_url="", **overrides):
+    """Settings for a test: fast loops, short timeouts, everything else default."""
+    environ = {"DATA_DIR": str(data_dir), "BACKEND_URL": backend_url, "READ_TIMEOUT": "5",
+               "CONNECT_TIMEOUT": "2", "RETRY_BACKOFF": "0.05", "RETRIES": "2",
+               **{k.upper(): str(v) for k, v in overrides.items()}}
+    return load_settings(environ=environ, env_file="/nonexistent/.env")
+
+
+def seed_shop(url, users=3, customers=4, prefix="owner", pin_of=lambda i: f"{4000 + i}", workers=16):
+    """Create users (each with its own PIN) and their customers with orders through the public API.
+
+    Returns {email: {"pin": pin, "id": user_id, "customers": {name: customer}}}.
+    """
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_maxsize=workers)
+    session.mount("http://", adapter)
+    shop = {}
+
+    def add_user(i):
+        email = f"{prefix}{i}@example.com"
+        answer = session.post(f"{url}/api/users", json={"email": email, "pin": pin_of(i)}, timeout=10)
+        answer.raise_for_status()
+        return email, {"pin": pin_of(i), "id": answer.json()["id"], "customers": {}}
+
+    with ThreadPoolExecutor(workers) as pool:
+        shop.update(pool.map(add_user, range(users)))
+
+        def add_customer(job):
+            email, j = job
+            body = {"name": f"Customer {j} of {email.split('@')[0]}", "money_given": 10.5 * j, "total_spent": 3.25 * j,
+                    "orders": [{"id": f"order-{j}", "orderRef": "", "orderDate": "2025-08-21",
+                                "items": [{"desc": f"Item {j}", "qty": "1", "color": "", "size": "", "price": "60.94"}],
+                                "comments": "", "savedAt": "8/21/2025, 2:23:11 AM"}]}
+            answer = session.post(f"{url}/api/customers", params={"user_id": shop[email]["id"]}, json=body, timeout=10)
+            answer.raise_for_status()
+            return email, answer.json()
+
+        jobs = [(email, j) for email in shop for j in range(customers)]
+        for email, customer in pool.map(add_customer, jobs):
+            shop[email]["customers"][customer["name"]] = customer
+    session.close()
+    return shop
+
+
+def run_command(script, *args, env=None, timeout=60, input=None):
+    """Run one of the top-level commands in a subprocess; returns CompletedProcess with text output."""
+    return subprocess.run([sys.executable, str(PROJECT_DIR / script), *args], cwd=PROJECT_DIR, env=env,
+                          capture_output=True, text=True, timeout=timeout, input=input)
+
+
+def command_env(data_dir, backend_url="", **overrides):
+    """Environment for a command subprocess: our settings only, fast and private."""
+    env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
+    env.update({"DATA_DIR": str(data_dir), "BACKEND_URL": backend_url, "READ_TIMEOUT": "5", "CONNECT_TIMEOUT": "2",
+                "RETRY_BACKOFF": "0.05", "RETRIES": "2", "ENV_FILE": str(Path(data_dir).parent / "no-such.env")})
+    env.update({k.upper(): str(v) for k, v in overrides.items()})
+    return env
