@@ -1,0 +1,365 @@
+"""The backup store: the latest good backup, its history, and reads held aside as suspect.
+
+DESIGN.md invariants 1, 5 and 6 live here: a read judged a wipe or a large drop goes to
+`auto_backups_super/suspect/` and never touches `data_backup.json` or the good history;
+every file is written atomically, history first, so a kill at any instant leaves the last
+good backup whole; a damaged file is reported and skipped, never silently deleted.
+"""
+
+import dataclasses
+import fcntl
+import logging
+import os
+import re
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, write_atomic, write_json_atomic
+from .exceptions import BackupFileError
+from .snapshot import Snapshot, parse_backup, utc_now_iso
+from .wipe import Judgement, judge_read
+
+log = logging.getLogger(__name__)
+
+LATEST_NAME = "data_backup.json"
+HISTORY_FOLDER = "auto_backups_super"
+SUSPECT_FOLDER = "suspect"
+LOCK_NAME = ".store.lock"
+STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+# backup-20261129T015105.123456Z-1a2b3c4d.json, with -2, -3... when that name was taken.
+_OUR_NAME = re.compile(r"^(backup|suspect)-(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{8})(?:-(\d+))?\.json$")
+
+
+@dataclass
+class BackupOutcome:
+    """What one backup did: kind is good | unchanged | suspect | failed, with the reason and figures."""
+
+    kind: str
+    reason: str
+    judgement: Judgement | None = None
+    path: Path | None = None
+    counts: dict | None = None
+    seconds: float | None = None
+
+
+@dataclass
+class BackupEntry:
+    """One backup file as --list shows it; error is '' when the file verifies."""
+
+    path: Path
+    kind: str  # latest | good | suspect
+    created_at: datetime
+    size: int
+    counts: dict | None
+    error: str = ""
+
+    @property
+    def ok(self):
+        return not self.error
+
+
+@dataclass
+class _Found:
+    """The latest good backup, the file it came from and that file's bytes."""
+
+    snapshot: Snapshot
+    path: Path
+    data: bytes
+
+
+def _parse_time(text):
+    """An ISO-8601 time as aware UTC; None when missing or not a time (a zone-less time is UTC)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def _name_order(path):
+    """(created time, counter) from one of our file names; None for a name that is not ours."""
+    match = _OUR_NAME.match(path.name)
+    if match is None:
+        return None
+    return datetime.strptime(match[2], STAMP_FORMAT).replace(tzinfo=timezone.utc), int(match[4] or 0)
+
+
+def _load(path):
+    """Read and verify one backup file: (snapshot, bytes), or BackupFileError saying what is wrong."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise BackupFileError("file is missing") from None
+    except OSError as exc:
+        raise BackupFileError(f"file is unreadable: {exc.strerror}") from None
+    return parse_backup(data), data
+
+
+def _problem(path):
+    """Why a backup file does not verify, or '' when it does."""
+    try:
+        _load(path)
+    except BackupFileError as exc:
+        return str(exc)
+    return ""
+
+
+def _checksum_of(path):
+    """The content checksum of a backup file that verifies, else None."""
+    try:
+        return _load(path)[0].checksum()
+    except BackupFileError:
+        return None
+
+
+def _stamped(snapshot):
+    """The snapshot with a created_at (now, if the read carried none) and that time."""
+    created = _parse_time(snapshot.meta.get("created_at"))
+    if created is None:
+        snapshot = dataclasses.replace(snapshot, meta={**snapshot.meta, "created_at": utc_now_iso()})
+        created = _parse_time(snapshot.meta["created_at"])
+    return snapshot, created
+
+
+def _free_path(folder, base):
+    """folder/base.json, or base-2.json, base-3.json... when taken: names never collide."""
+    path, counter = folder / f"{base}.json", 1
+    while path.exists():
+        counter += 1
+        path = folder / f"{base}-{counter}.json"
+    return path
+
+
+def _write_new(folder, prefix, snapshot):
+    """Write the snapshot under a fresh sortable name, prefix-<created>-<sha8>.json; return (path, document)."""
+    snapshot, created = _stamped(snapshot)
+    document = snapshot.to_document()
+    path = _free_path(folder, f"{prefix}-{created.strftime(STAMP_FORMAT)}-{snapshot.checksum()[:8]}")
+    write_json_atomic(path, document)
+    return path, document
+
+
+def _our_files(folder, prefix):
+    """Our named files in folder with that prefix, newest first, as (path, created time)."""
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in folder.iterdir():
+        order = _name_order(path)
+        if order is not None and path.name.startswith(f"{prefix}-") and path.is_file():
+            found.append((order, path))
+    found.sort(reverse=True)
+    return [(path, created) for (created, _counter), path in found]
+
+
+def _visible_files(folder):
+    """Every file in folder except hidden ones (temp files of writes in progress)."""
+    if not folder.is_dir():
+        return []
+    return [path for path in folder.iterdir() if path.is_file() and not path.name.startswith(".")]
+
+
+def _remove_unless_damaged(paths):
+    """Delete the files that verify; leave damaged ones for the owner. Returns (removed, damaged left)."""
+    removed, damaged = [], []
+    for path in paths:
+        if _problem(path):
+            damaged.append(path)
+        else:
+            path.unlink()
+            removed.append(path)
+    if removed:
+        fsync_dir(removed[0].parent)
+    return removed, damaged
+
+
+def _entry(path, kind):
+    """Describe one backup file for --list and the status screen, verifying it."""
+    size = path.stat().st_size
+    try:
+        snapshot, _data = _load(path)
+    except BackupFileError as exc:
+        snapshot, error = None, str(exc)
+    else:
+        error = ""
+    order = _name_order(path)
+    if order is not None:
+        created = order[0]
+    else:  # not a name of ours (a legacy or damaged file): its own time, else when it was written
+        created = (snapshot and _parse_time(snapshot.meta.get("created_at"))) \
+            or datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
+    return BackupEntry(path, kind, created, size, snapshot.counts() if snapshot else None, error)
+
+
+class BackupStore:
+    """The backup files under DATA_DIR; writers are serialised by a lock file."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.data_dir = Path(settings.data_dir)
+        self.latest_path = self.data_dir / LATEST_NAME
+        self.history_dir = self.data_dir / HISTORY_FOLDER
+        self.suspect_dir = self.history_dir / SUSPECT_FOLDER
+        self.lock_path = self.data_dir / LOCK_NAME
+
+    # --- reading ---
+
+    def latest_good_backup(self):
+        """The latest good backup (meta "path" says which file), or None when no file verifies."""
+        found = self._find_latest_good()
+        if found is None:
+            return None
+        found.snapshot.meta["path"] = str(found.path)
+        return found.snapshot
+
+    def _find_latest_good(self):
+        """data_backup.json if it verifies, else the newest history file that does."""
+        try:
+            snapshot, data = _load(self.latest_path)
+            return _Found(snapshot, self.latest_path, data)
+        except BackupFileError as exc:
+            latest_problem = str(exc)
+        history = _our_files(self.history_dir, "backup")
+        if not history and not self.latest_path.exists():
+            return None
+        for path, _created in history:
+            try:
+                snapshot, data = _load(path)
+            except BackupFileError as exc:
+                log.warning("skipping damaged history file %s: %s", path.name, exc)
+                continue
+            log.warning("%s is not usable (%s): using the newest good history file %s",
+                        LATEST_NAME, latest_problem, path.name)
+            return _Found(snapshot, path, data)
+        log.warning("no good backup: %s is not usable (%s) and no history file verifies", LATEST_NAME, latest_problem)
+        return None
+
+    def list_backups(self):
+        """Every backup file, data_backup.json first, then history and suspects newest first, damaged ones flagged."""
+        latest = [_entry(self.latest_path, "latest")] if self.latest_path.exists() else []
+        others = [_entry(path, "good") for path in _visible_files(self.history_dir)]
+        others += [_entry(path, "suspect") for path in _visible_files(self.suspect_dir)]
+        others.sort(key=lambda entry: entry.created_at, reverse=True)
+        return latest + others
+
+    def held_suspects(self):
+        """Suspect reads newer than the latest good backup: the status screen warns about them."""
+        found = self._find_latest_good()
+        since = found and _parse_time(found.snapshot.meta.get("created_at"))
+        return [_entry(path, "suspect") for path, created in _our_files(self.suspect_dir, "suspect")
+                if since is None or created > since]
+
+    # --- writing ---
+
+    @contextmanager
+    def _locked(self):
+        """Hold the store lock: the backup service and a manual backup may write at the same time."""
+        if not self.data_dir.exists():
+            ensure_private_dir(self.data_dir)
+        ensure_private_dir(self.history_dir)
+        ensure_private_dir(self.suspect_dir)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def record(self, snapshot, accept_shrink=False):
+        """Judge a fresh read against the latest good backup and keep it as good, unchanged or suspect."""
+        with self._locked():
+            found = self._find_latest_good()
+            judgement = judge_read(snapshot, found and found.snapshot, self.settings.large_drop_fraction)
+            counts = snapshot.counts()
+            if judgement.verdict == "unchanged":
+                self._mark_verified(found)
+                return BackupOutcome("unchanged", judgement.reason, judgement, self.latest_path, counts)
+            # A wipe is never promoted, not even when the owner accepts a shrink.
+            if judgement.good or (accept_shrink and judgement.verdict == "large_drop"):
+                path = self._write_good(snapshot, found)
+                return BackupOutcome("good", judgement.reason, judgement, path, counts)
+            path, reason = self._hold_suspect(snapshot, judgement)
+            if accept_shrink:
+                reason += "; accepting a shrink never promotes a wipe"
+            return BackupOutcome("suspect", reason, judgement, path, counts)
+
+    def _mark_verified(self, found):
+        """Same content again: the mtime of data_backup.json says when it was last verified."""
+        if found.path == self.latest_path:
+            os.utime(self.latest_path)
+            return
+        self._set_aside_damaged_latest()
+        write_atomic(self.latest_path, found.data)
+        log.warning("rewrote %s from %s", LATEST_NAME, found.path.name)
+
+    def _write_good(self, snapshot, found):
+        """History file first, then data_backup.json, then retention: a kill in between loses nothing."""
+        path, document = _write_new(self.history_dir, "backup", snapshot)
+        if found is None or found.path != self.latest_path:
+            self._set_aside_damaged_latest()
+        write_json_atomic(self.latest_path, document)
+        self._prune_history(None)
+        return path
+
+    def _set_aside_damaged_latest(self):
+        """Move a damaged data_backup.json into the history folder instead of writing over it."""
+        if not self.latest_path.exists():
+            return
+        stamp = datetime.now(timezone.utc).strftime(STAMP_FORMAT)
+        aside = _free_path(self.history_dir, f"damaged-{stamp}-data_backup")
+        os.replace(self.latest_path, aside)
+        fsync_dir(self.data_dir)
+        fsync_dir(self.history_dir)
+        log.warning("kept the damaged %s as %s", LATEST_NAME, aside.name)
+
+    def _hold_suspect(self, snapshot, judgement):
+        """Keep a wiped or shrunken read aside, once per distinct content; return (path, reason)."""
+        held = _our_files(self.suspect_dir, "suspect")
+        if held and _checksum_of(held[0][0]) == snapshot.checksum():
+            # The mtime of a held suspect says when that read was last seen.
+            os.utime(held[0][0])
+            return held[0][0], f"{judgement.reason} (same read as held before, not written again)"
+        with_verdict = dataclasses.replace(snapshot, meta={**snapshot.meta, "verdict": judgement.verdict,
+                                                           "reason": judgement.reason})
+        path, _document = _write_new(self.suspect_dir, "suspect", with_verdict)
+        beyond = [old for old, _created in _our_files(self.suspect_dir, "suspect")[self.settings.keep_last:]]
+        removed, damaged = _remove_unless_damaged(beyond)
+        log.debug("suspects: removed %d beyond KEEP_LAST, left %d damaged", len(removed), len(damaged))
+        return path, judgement.reason
+
+    # --- retention ---
+
+    def prune_history(self, now=None):
+        """Apply retention to the good history now; returns the removed paths."""
+        with self._locked():
+            return self._prune_history(now)
+
+    def _prune_history(self, now):
+        """Keep the newest KEEP_LAST, the newest per hour and per day, and the newest good; never a damaged file."""
+        settings = self.settings
+        now = now or datetime.now(timezone.utc)
+        history = _our_files(self.history_dir, "backup")
+        keep = {path for path, _created in history[:settings.keep_last]}
+        newest_good = next((path for path, _created in history if not _problem(path)), None)
+        if newest_good is not None:
+            keep.add(newest_good)
+        this_hour = now.replace(minute=0, second=0, microsecond=0)
+        open_hours = {this_hour - timedelta(hours=n) for n in range(settings.keep_hourly)}
+        open_days = {now.date() - timedelta(days=n) for n in range(settings.keep_daily)}
+        for path, created in history:
+            hour, day = created.replace(minute=0, second=0, microsecond=0), created.date()
+            if hour in open_hours:
+                open_hours.discard(hour)
+                keep.add(path)
+            if day in open_days:
+                open_days.discard(day)
+                keep.add(path)
+        removed, damaged = _remove_unless_damaged([path for path, _created in history if path not in keep])
+        level = logging.INFO if removed or damaged else logging.DEBUG
+        log.log(level, "history: %d kept, %d removed, %d damaged left for the owner (see manual_backup.py --list)",
+                len(history) - len(removed), len(removed), len(damaged))
+        return removed

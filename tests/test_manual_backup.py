@@ -1,0 +1,150 @@
+"""manual_backup.py as the owner runs it: one backup now, --list, failures that touch nothing, private files."""
+
+import os
+import resource
+import socket
+import stat
+import subprocess
+import sys
+
+import pytest
+
+from fault_proxy import FaultProxy
+from helpers import PROJECT_DIR, command_env, make_settings, run_command, seed_shop
+from sleepguard.backup import take_backup
+from sleepguard.store import BackupStore
+
+
+def files_under(folder):
+    """Every file and folder below folder: relative name → (bytes, mtime_ns); folders map to None."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_one_backup_then_unchanged(demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=2, customers=3)
+    env = command_env(data_dir, demo_backend.url)
+    first = run_command("manual_backup.py", env=env)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("backup good: 2 users, 6 customers, 6 orders in ")
+    assert "→ backup-" in first.stdout and first.stderr == ""
+    again = run_command("manual_backup.py", env=env)
+    assert again.returncode == 0 and again.stdout.startswith("backup unchanged: 2 users, 6 customers")
+    assert len(list((data_dir / "auto_backups_super").glob("backup-*.json"))) == 1
+
+
+@pytest.fixture
+def backed_up_shop(demo_backend, data_dir):
+    """A shop with one good backup, read through a fault proxy that can then misbehave."""
+    seed_shop(demo_backend.url, users=2, customers=6)
+    with FaultProxy(demo_backend.url) as proxy:
+        assert take_backup(make_settings(data_dir, proxy.url)).kind == "good"
+        yield proxy
+
+
+@pytest.mark.parametrize("fault, settings, reason", [
+    ("unreachable", {}, "connection refused"),
+    ("502", {}, "host answered 502"),
+    ("not_json", {}, "answer is not JSON"),
+    ("truncated", {}, "answer truncated"),
+    ("hang", {"READ_TIMEOUT": "0.5", "RETRIES": "1"}, "timed out after 0.5 s"),
+    ("oversized", {"MAX_RESPONSE_BYTES": "1024"}, "over MAX_RESPONSE_BYTES (1024)"),
+])
+def test_an_unusable_answer_changes_no_file(backed_up_shop, data_dir, fault, settings, reason):
+    url = backed_up_shop.url
+    if fault == "unreachable":
+        url = f"http://127.0.0.1:{free_port()}"
+    elif fault != "oversized":
+        backed_up_shop.set_fault(fault)
+    before = files_under(data_dir)
+    result = run_command("manual_backup.py", env=command_env(data_dir, url, **settings), timeout=20)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("backup failed in ") and reason in result.stdout, result.stdout
+    assert "no file was changed" in result.stdout
+    assert files_under(data_dir) == before
+
+
+def test_list_flags_damaged_files_and_the_newest_good_one_is_used(demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=1, customers=2)
+    env = command_env(data_dir, demo_backend.url)
+    for extra in range(3):
+        seed_shop(demo_backend.url, users=1, customers=1, prefix=f"later{extra}-")
+        assert run_command("manual_backup.py", env=env).returncode == 0
+    history = sorted((data_dir / "auto_backups_super").glob("backup-*.json"))
+    newest, second = history[-1], history[-2]
+    text = newest.read_bytes()
+    newest.write_bytes(text.replace(b"Customer 0", b"Customer 9", 1))
+    latest = data_dir / "data_backup.json"
+    latest.write_bytes(latest.read_bytes()[: len(text) // 2])
+
+    listing = run_command("manual_backup.py", "--list", env=env)
+    assert listing.returncode == 0, listing.stderr
+    rows = {line.split()[7]: line for line in listing.stdout.splitlines()[1:]}
+    assert "BAD: not valid JSON" in rows["data_backup.json"]
+    assert "BAD: checksum mismatch" in rows[newest.name]
+    assert rows[second.name].endswith("  ok") and rows[second.name].split()[2:5] == ["good", "3", "4"]
+
+    kept = BackupStore(make_settings(data_dir, demo_backend.url)).latest_good_backup()
+    assert kept.meta["path"] == str(second)
+    assert set(kept.customers_by_email()) == {"owner0@example.com", "later0-0@example.com", "later1-0@example.com"}
+    assert set(shop) <= set(kept.customers_by_email())
+
+
+def test_files_are_private_even_under_umask_000(demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=1, customers=1)
+    target = data_dir / "fresh"
+    old_umask = os.umask(0)
+    try:
+        assert run_command("manual_backup.py", env=command_env(target, demo_backend.url)).returncode == 0
+        demo_backend.sleep_now()
+        assert run_command("manual_backup.py", env=command_env(target, demo_backend.url)).returncode == 1
+    finally:
+        os.umask(old_umask)
+    paths = [target, *target.rglob("*")]
+    assert any(p.parent.name == "suspect" for p in paths)
+    for path in paths:
+        assert stat.S_IMODE(path.stat().st_mode) == (0o700 if path.is_dir() else 0o600), path
+
+
+def test_a_write_cut_short_leaves_every_file_whole(demo_backend, data_dir):
+    """A disk filling up mid-write (a file size limit) leaves the last good backup and the history as they were."""
+    seed_shop(demo_backend.url, users=1, customers=2)
+    env = command_env(data_dir, demo_backend.url, PYTHONDONTWRITEBYTECODE=1)
+    assert run_command("manual_backup.py", env=env).returncode == 0
+    seed_shop(demo_backend.url, users=3, customers=10, prefix="more")
+    before = files_under(data_dir)
+    limit = (data_dir / "data_backup.json").stat().st_size + 500
+    result = subprocess.run([sys.executable, str(PROJECT_DIR / "manual_backup.py")], cwd=PROJECT_DIR, env=env,
+                            capture_output=True, text=True, timeout=60,
+                            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    assert result.returncode == 1 and "File too large" in result.stderr, result.stdout + result.stderr
+    assert files_under(data_dir) == before
+
+
+def test_bad_settings_give_one_line_and_exit_2(data_dir):
+    result = run_command("manual_backup.py", env=command_env(data_dir, "", KEEP_LAST="none"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.startswith("manual_backup.py: error: KEEP_LAST") and result.stderr.count("\n") == 1
+    no_backend = run_command("manual_backup.py", env=command_env(data_dir, ""))
+    assert no_backend.returncode == 2 and "BACKEND_URL is not set" in no_backend.stderr
+
+
+def test_the_token_is_never_printed(demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=1, customers=2)
+    good = run_command("manual_backup.py", env=command_env(data_dir, demo_backend.url, BACKEND_MODE="snapshot",
+                                                            API_TOKEN=demo_backend.token, LOG_LEVEL="DEBUG"))
+    assert good.returncode == 0 and good.stdout.startswith("backup good: 1 users, 2 customers"), good.stderr
+    wrong_token = "wrong-token-7c1d9e"
+    refused = run_command("manual_backup.py", env=command_env(data_dir, demo_backend.url, BACKEND_MODE="snapshot",
+                                                               API_TOKEN=wrong_token))
+    assert refused.returncode == 1 and "backup failed" in refused.stdout
+    listing = run_command("manual_backup.py", "--list", env=command_env(data_dir, demo_backend.url))
+    for result in (good, refused, listing):
+        output = result.stdout + result.stderr
+        assert demo_backend.token not in output and wrong_token not in output
