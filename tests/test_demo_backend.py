@@ -1,0 +1,519 @@
+"""The demo back end, run as a real process and spoken to over HTTP, against babs10-api.md."""
+
+import http.client
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from datetime import datetime
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "test-admin-token-5f1c"
+STARTUP_SECONDS = 10
+TIMEOUT = 5
+PIN_HASH = re.compile(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}")
+
+
+class Backend:
+    """One demo back end process; stop() ends it and gives back what it wrote."""
+
+    def __init__(self, *args, env=None):
+        command = [sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args]
+        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     text=True, env={**os.environ, **(env or {})})
+        ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_SECONDS)
+        if not ready:
+            self.proc.kill()
+            raise RuntimeError("demo back end printed no URL in time")
+        self.url = self.proc.stdout.readline().strip()
+        assert re.fullmatch(r"http://127\.0\.0\.1:\d+", self.url), self.url
+
+    def stop(self, signum=signal.SIGTERM, timeout=TIMEOUT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signum)
+        try:
+            out, err = self.proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+        return self.proc.returncode, out, err
+
+
+@pytest.fixture
+def launch():
+    """Start demo back ends with the given options; all are stopped after the test."""
+    started = []
+
+    def _launch(*args, env=None):
+        started.append(Backend(*args, env=env))
+        return started[-1]
+
+    yield _launch
+    for backend in started:
+        backend.stop()
+
+
+@pytest.fixture(scope="module")
+def api():
+    """One shared server with admin enabled; tests use their own fresh e-mails."""
+    backend = Backend("--token", TOKEN)
+    with requests.Session() as session:
+        session.base_url = backend.url
+        yield session
+    backend.stop()
+
+
+def call(session, method, path, **kwargs):
+    return session.request(method, session.base_url + path, timeout=TIMEOUT, **kwargs)
+
+
+def new_email(tag="user"):
+    return f"{tag}-{uuid.uuid4().hex[:10]}@example.com"
+
+
+def make_user(session, pin="4821"):
+    answer = call(session, "POST", "/api/users", json={"email": new_email(), "pin": pin})
+    assert answer.status_code == 201, answer.text
+    return answer.json()
+
+
+def sample_order(price="60.94"):
+    return {"id": str(uuid.uuid4()), "orderRef": "", "orderDate": "2025-08-21",
+            "items": [{"desc": "Amazon 1", "qty": "1", "color": "", "size": "", "price": price}],
+            "comments": "", "savedAt": "8/21/2025, 2:23:11 AM"}
+
+
+def admin(token=TOKEN):
+    return {"Authorization": f"Bearer {token}"}
+
+
+def is_naive_iso(text):
+    return datetime.fromisoformat(text).tzinfo is None
+
+
+# --- the public contract ---
+
+def test_health_endpoints(api):
+    assert call(api, "GET", "/api/").json() == {"message": "Hello World from BABS10 API"}
+    health = call(api, "GET", "/api/health")
+    assert health.status_code == 200
+    body = health.json()
+    assert body["status"] == "healthy" and body["mongo_available"] is False and is_naive_iso(body["timestamp"])
+
+
+def test_unknown_path_and_method(api):
+    for path in ("/nothing", "/api/nothing", "/api/users/a/b"):
+        answer = call(api, "GET", path)
+        assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
+    assert call(api, "DELETE", "/api/users").status_code == 405
+    assert call(api, "GET", "/api/admin/snapshot").status_code == 401  # exists here: a token is set
+
+
+def test_create_user_shape_and_no_pin(api):
+    email = new_email()
+    answer = call(api, "POST", "/api/users", json={"email": email, "pin": "8461"})
+    assert answer.status_code == 201
+    user = answer.json()
+    assert set(user) == {"id", "email", "created_at", "updated_at"} and user["email"] == email
+    assert uuid.UUID(user["id"]).version == 4 and is_naive_iso(user["created_at"])
+    assert "8461" not in answer.text
+
+
+@pytest.mark.parametrize("body", [{"email": "nobody", "pin": "1"}, {"email": "a@", "pin": "1"},
+                                  {"email": "a@b", "pin": "1"}, {"email": "@b.com", "pin": "1"},
+                                  {"email": "ok@example.com"}, {"pin": "1"}, [], {"email": 5, "pin": "1"}])
+def test_create_user_invalid_is_422(api, body):
+    answer = call(api, "POST", "/api/users", json=body)
+    assert answer.status_code == 422 and isinstance(answer.json()["detail"], list)
+
+
+@pytest.mark.parametrize("raw", [b"{bad json", b"", b"NaN"])
+def test_malformed_json_is_422(api, raw):
+    headers = {"Content-Type": "application/json"}
+    for method, path in (("POST", "/api/users"), ("POST", "/api/backup/trigger"),
+                         ("POST", "/api/customers?user_id=x"), ("PUT", "/api/admin/snapshot")):
+        extra = admin() if "admin" in path else {}
+        assert call(api, method, path, data=raw, headers={**headers, **extra}).status_code == 422
+
+
+def test_duplicate_email_is_the_wrapped_500(api):
+    user = make_user(api)
+    answer = call(api, "POST", "/api/users", json={"email": user["email"], "pin": "9999"})
+    assert answer.status_code == 500
+    assert answer.json() == {"detail": "Internal server error: 400: User with this email already exists"}
+    assert call(api, "POST", "/api/users/signin", json={"email": user["email"], "pin": "9999"}).status_code == 401
+
+
+def test_concurrent_signups_of_one_email_create_one_user(api):
+    email, answers = new_email("race"), []
+    threads = [threading.Thread(target=lambda: answers.append(
+        requests.post(api.base_url + "/api/users", json={"email": email, "pin": "3141"}, timeout=TIMEOUT).status_code))
+        for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(answers) == [201] + [500] * 7
+    assert [u["email"] for u in call(api, "GET", "/api/users").json()].count(email) == 1
+
+
+def test_signin_with_each_users_own_pin(api):
+    users = {make_user(api, pin=f"{n}{n}7{n}")["email"]: f"{n}{n}7{n}" for n in range(1, 5)}
+    for email, pin in users.items():
+        answer = call(api, "POST", "/api/users/signin", json={"email": email, "pin": pin})
+        assert answer.status_code == 200 and answer.json()["email"] == email
+        assert set(answer.json()) == {"id", "email", "created_at", "updated_at"}
+        wrong = call(api, "POST", "/api/users/signin", json={"email": email, "pin": pin + "0"})
+        assert (wrong.status_code, wrong.json()) == (401, {"detail": "Invalid email or PIN"})
+    unknown = call(api, "POST", "/api/users/signin", json={"email": new_email(), "pin": "1111"})
+    assert unknown.status_code == 401
+
+
+def test_list_and_get_users_without_pins(api):
+    user = make_user(api, pin="5093")
+    plus = call(api, "POST", "/api/users", json={"email": "a+" + new_email(), "pin": "5093"}).json()
+    listed = call(api, "GET", "/api/users")
+    assert listed.status_code == 200
+    assert user in listed.json() and plus in listed.json()
+    assert all(set(u) == {"id", "email", "created_at", "updated_at"} for u in listed.json())
+    assert "pin" not in listed.text
+    assert call(api, "GET", f"/api/users/{user['email']}").json() == user
+    assert call(api, "GET", f"/api/users/{plus['email']}").json() == plus
+    missing = call(api, "GET", f"/api/users/{new_email()}")
+    assert (missing.status_code, missing.json()) == (404, {"detail": "User not found"})
+
+
+def test_customers_create_and_list_per_owner(api):
+    alice, bob = make_user(api), make_user(api)
+    orders = [sample_order("60.94"), {"free": {"nested": [1, "2", None, True, 3.5]}}]
+    body = {"name": "Maria", "money_given": 100, "total_spent": "60.94", "orders": orders}
+    answer = call(api, "POST", f"/api/customers?user_id={alice['id']}", json=body)
+    assert answer.status_code == 201
+    maria = answer.json()
+    assert set(maria) == {"id", "name", "money_given", "total_spent", "orders", "created_at", "updated_at"}
+    assert (maria["money_given"], maria["total_spent"], maria["orders"]) == (100.0, 60.94, orders)
+    assert maria["orders"][0]["items"][0]["price"] == "60.94"  # numbers as strings stay strings
+    defaults = call(api, "POST", f"/api/customers?user_id={alice['id']}", json={"name": "Ahmed"}).json()
+    assert (defaults["money_given"], defaults["total_spent"], defaults["orders"]) == (0.0, 0.0, [])
+    # the same name under another owner is a different customer
+    assert call(api, "POST", f"/api/customers?user_id={bob['id']}", json={"name": "Maria"}).status_code == 201
+    alices = call(api, "GET", f"/api/customers?user_id={alice['id']}").json()
+    assert alices == [maria, defaults]
+    assert [c["name"] for c in call(api, "GET", f"/api/customers?user_id={bob['id']}").json()] == ["Maria"]
+
+
+def test_customer_quirks(api):
+    owner = make_user(api)
+    no_owner = call(api, "POST", "/api/customers", json={"name": "X"})
+    assert no_owner.status_code == 400
+    path = f"/api/customers?user_id={owner['id']}"
+    assert call(api, "POST", path, json={"name": "Twice"}).status_code == 201
+    twice = call(api, "POST", path, json={"name": "Twice"})
+    assert (twice.status_code, twice.json()) == (400, {"detail": "Customer with this name already exists for this user"})
+    ghost = call(api, "POST", "/api/customers?user_id=no-such-user", json={"name": "Ghost"})
+    assert ghost.status_code == 201  # the server does not check that the user exists
+    assert call(api, "GET", "/api/customers").status_code == 422
+    assert call(api, "POST", path, json={"name": "Bad", "money_given": "lots"}).status_code == 422
+    assert call(api, "POST", path, json={"name": "Bad", "orders": ["not an object"]}).status_code == 422
+
+
+def test_update_and_delete_customer(api):
+    owner, other = make_user(api), make_user(api)
+    created = call(api, "POST", f"/api/customers?user_id={owner['id']}", json={"name": "Chen"}).json()
+    cid = created["id"]
+    orders = [sample_order("12.50")]
+    update = call(api, "PUT", f"/api/customers/{cid}?user_id={owner['id']}",
+                  json={"money_given": 20, "total_spent": 12.5, "orders": orders})
+    assert update.status_code == 200
+    updated = update.json()
+    assert (updated["money_given"], updated["total_spent"], updated["orders"]) == (20.0, 12.5, orders)
+    assert updated["created_at"] == created["created_at"] and updated["updated_at"] >= created["updated_at"]
+    assert call(api, "PUT", f"/api/customers/{cid}?user_id={other['id']}", json={"total_spent": 1}).status_code == 404
+    assert call(api, "PUT", f"/api/customers/{cid}", json={"total_spent": 1}).status_code == 400
+    assert call(api, "GET", f"/api/customers?user_id={owner['id']}").json() == [updated]
+    assert call(api, "DELETE", f"/api/customers/{cid}").status_code == 400
+    assert call(api, "DELETE", f"/api/customers/{cid}?user_id={other['id']}").status_code == 404
+    deleted = call(api, "DELETE", f"/api/customers/{cid}?user_id={owner['id']}")
+    assert (deleted.status_code, deleted.json()) == (200, {"message": "Customer deleted successfully"})
+    assert call(api, "DELETE", f"/api/customers/{cid}?user_id={owner['id']}").status_code == 404
+    assert call(api, "GET", f"/api/customers?user_id={owner['id']}").json() == []
+
+
+def test_backup_triggers_keep_last_100(launch):
+    backend = launch()
+    with requests.Session() as session:
+        session.base_url = backend.url
+        empty = call(session, "GET", "/api/backup/status").json()
+        assert empty == {"status": "healthy", "backup_triggers_count": 0, "recent_triggers": [], "last_backup": None}
+        ids = []
+        for n in range(105):
+            answer = call(session, "POST", "/api/backup/trigger",
+                          json={"user": "owner@example.com", "action": f"save {n}", "timestamp": "2025-08-21T02:23:11Z"})
+            assert answer.status_code == 200
+            body = answer.json()
+            assert (body["status"], body["message"]) == ("success", "Backup triggered")
+            ids.append(body["backup_id"])
+        status = call(session, "GET", "/api/backup/status").json()
+    assert status["status"] == "healthy" and status["backup_triggers_count"] == 100
+    assert [t["id"] for t in status["recent_triggers"]] == ids[-10:]
+    assert status["last_backup"]["id"] == ids[-1] and status["last_backup"]["action"] == "save 104"
+
+
+def test_keep_alive_connection_is_reused(api):
+    conn = http.client.HTTPConnection(urlsplit(api.base_url).netloc, timeout=TIMEOUT)
+    conn.request("GET", "/api/health")
+    conn.getresponse().read()
+    sock = conn.sock
+    assert sock is not None, "the server closed the connection after its first answer"
+    for method, path, body in (("GET", "/nothing", None), ("POST", "/api/users", b"{bad"),
+                               ("POST", "/api/backup/trigger", b'{"user": "x"}'), ("GET", "/api/users", None)):
+        conn.request(method, path, body=body)
+        answer = conn.getresponse()
+        assert answer.getheader("Content-Length") is not None
+        json.loads(answer.read())
+        assert conn.sock is sock, f"connection closed after {method} {path}"
+    conn.close()
+
+
+# --- the simulated sleep of the host ---
+
+def test_idle_sleep_erases_and_cold_start_delays(launch):
+    backend = launch("--idle-sleep", "0.5", "--cold-start", "0.5")
+    session = requests.Session()
+    session.base_url = backend.url
+    make_user(session)
+    time.sleep(0.7)  # idling is the condition under test: any poll would reset the idle clock
+    started = time.monotonic()
+    assert call(session, "GET", "/api/users").json() == []
+    assert time.monotonic() - started >= 0.5
+    started = time.monotonic()
+    call(session, "GET", "/api/health")
+    assert time.monotonic() - started < 0.5  # awake again: no second cold start
+
+
+def test_requests_during_cold_start_share_one_wake(launch):
+    backend = launch("--token", TOKEN, "--cold-start", "1.0")
+    assert requests.post(backend.url + "/api/admin/sleep", headers=admin(), timeout=TIMEOUT).status_code == 200
+    first = threading.Thread(target=requests.get, args=(backend.url + "/api/health",), kwargs={"timeout": TIMEOUT})
+    first.start()
+    time.sleep(0.6)  # the second request must arrive in the middle of the first one's cold start
+    started = time.monotonic()
+    requests.get(backend.url + "/api/health", timeout=TIMEOUT)
+    assert time.monotonic() - started < 0.95  # ~0.4 s: it waits for the same wake, not a wake of its own
+    first.join()
+
+
+def test_admin_sleep_erases_and_pays_cold_start(launch):
+    backend = launch("--token", TOKEN, "--cold-start", "0.3", "--seed-demo")
+    assert requests.get(backend.url + "/api/users", timeout=TIMEOUT).json() != []
+    answer = requests.post(backend.url + "/api/admin/sleep", headers=admin(), timeout=TIMEOUT)
+    assert answer.status_code == 200
+    started = time.monotonic()
+    assert requests.get(backend.url + "/api/users", timeout=TIMEOUT).json() == []
+    assert time.monotonic() - started >= 0.3
+    assert requests.get(backend.url + "/api/backup/status", timeout=TIMEOUT).json()["backup_triggers_count"] == 0
+
+
+# --- admin endpoints ---
+
+def test_admin_needs_the_token(api):
+    user = make_user(api)
+    for headers in ({}, admin("wrong"), {"Authorization": f"Basic {TOKEN}"}, {"Authorization": TOKEN}):
+        for method, path in (("GET", "/api/admin/snapshot"), ("PUT", "/api/admin/snapshot"), ("POST", "/api/admin/sleep")):
+            answer = call(api, method, path, headers=headers, json={"users": [], "customers": []})
+            assert (answer.status_code, answer.json()) == (401, {"detail": "Not authenticated"})
+    assert user in call(api, "GET", "/api/users").json()  # neither the PUT nor the sleep happened
+
+
+def test_admin_is_absent_without_a_token(launch):
+    backend = launch()
+    for method, path in (("GET", "/api/admin/snapshot"), ("PUT", "/api/admin/snapshot"), ("POST", "/api/admin/sleep")):
+        answer = requests.request(method, backend.url + path, headers=admin(), timeout=TIMEOUT)
+        assert (answer.status_code, answer.json()) == (404, {"detail": "Not Found"})
+
+
+def test_admin_token_from_environment(launch):
+    backend = launch(env={"DEMO_API_TOKEN": TOKEN})
+    assert requests.get(backend.url + "/api/admin/snapshot", headers=admin(), timeout=TIMEOUT).status_code == 200
+
+
+def seed_shop(session, pins):
+    """Users with their own PINs, each with customers and orders, plus a few triggers."""
+    for n, pin in enumerate(pins):
+        user = make_user(session, pin=pin)
+        for name in ("Maria", f"Customer {n}"):
+            body = {"name": name, "money_given": 10 * n, "orders": [sample_order(f"{n}.99"), sample_order("0.10")]}
+            assert call(session, "POST", f"/api/customers?user_id={user['id']}", json=body).status_code == 201
+        call(session, "POST", "/api/backup/trigger", json={"user": user["email"], "action": "save", "timestamp": "t"})
+
+
+def test_snapshot_round_trip(launch):
+    source, target = launch("--token", TOKEN), launch("--token", TOKEN)
+    pins = ["7305", "1948", "6620"]
+    with requests.Session() as session:
+        session.base_url = source.url
+        seed_shop(session, pins)
+        state = call(session, "GET", "/api/admin/snapshot", headers=admin()).json()
+    assert set(state) == {"users", "customers", "backup_triggers"}
+    assert len(state["users"]) == 3 and len(state["customers"]) == 6 and len(state["backup_triggers"]) == 3
+    for user in state["users"]:
+        assert set(user) == {"id", "email", "pin_hash", "created_at", "updated_at"}
+        assert PIN_HASH.fullmatch(user["pin_hash"])
+    assert not any(pin in json.dumps(state["users"]) for pin in pins)
+    assert all(set(c) == {"id", "user_id", "name", "money_given", "total_spent", "orders", "created_at", "updated_at"}
+               for c in state["customers"])
+
+    put = requests.put(target.url + "/api/admin/snapshot", json=state, headers=admin(), timeout=TIMEOUT)
+    assert (put.status_code, put.json()) == (200, {"status": "ok", "users": 3, "customers": 6})
+    assert requests.get(target.url + "/api/admin/snapshot", headers=admin(), timeout=TIMEOUT).json() == state
+    for user, pin in zip(state["users"], pins):
+        signin = requests.post(target.url + "/api/users/signin", json={"email": user["email"], "pin": pin}, timeout=TIMEOUT)
+        assert signin.status_code == 200 and signin.json()["id"] == user["id"]
+        wrong = requests.post(target.url + "/api/users/signin", json={"email": user["email"], "pin": "0000"}, timeout=TIMEOUT)
+        assert wrong.status_code == 401
+        served = requests.get(f"{target.url}/api/customers?user_id={user['id']}", timeout=TIMEOUT).json()
+        assert served == requests.get(f"{source.url}/api/customers?user_id={user['id']}", timeout=TIMEOUT).json()
+
+
+def malformed_documents(state):
+    """Broken variants of a good state document, each with what is wrong."""
+    user, customer = state["users"][0], state["customers"][0]
+
+    def with_user(**change):
+        return {**state, "users": [{**user, **change}] + state["users"][1:]}
+
+    def with_customer(**change):
+        return {**state, "customers": [{**customer, **change}] + state["customers"][1:]}
+
+    without_hash = {k: v for k, v in user.items() if k != "pin_hash"}
+    return {
+        "a list": [state],
+        "no customers": {"users": state["users"]},
+        "unknown top-level key": {**state, "extra": 1},
+        "users not a list": {**state, "users": {"a": user}},
+        "clear PIN instead of hash": {**state, "users": [{**without_hash, "pin": "1234"}]},
+        "missing pin_hash": {**state, "users": [without_hash]},
+        "pin_hash of another form": with_user(pin_hash="$2b$12$abcdefghijklmnopqrstuv"),
+        "bad email": with_user(email="not-an-email"),
+        "id not a string": with_user(id=7),
+        "bad timestamp": with_user(created_at="yesterday"),
+        "duplicate user id": {**state, "users": state["users"] + [{**user, "email": "x@example.com"}]},
+        "duplicate email": {**state, "users": state["users"] + [{**user, "id": str(uuid.uuid4())}]},
+        "money as text": with_customer(money_given="10"),
+        "money a boolean": with_customer(total_spent=True),
+        "orders not objects": with_customer(orders=["a"]),
+        "orders missing": {**state, "customers": [{k: v for k, v in customer.items() if k != "orders"}]},
+        "customer without owner": with_customer(user_id=""),
+        "duplicate customer id": {**state, "customers": state["customers"] + [{**customer, "name": "Other"}]},
+        "same name twice for one owner": {**state, "customers": state["customers"] + [
+            {**customer, "id": str(uuid.uuid4())}]},
+        "triggers not a list": {**state, "backup_triggers": "none"},
+        "too many triggers": {**state, "backup_triggers": [state["backup_triggers"][0]] * 101},
+        "trigger not an object": {**state, "backup_triggers": [1]},
+    }
+
+
+def test_malformed_snapshots_are_rejected_and_change_nothing(launch):
+    backend = launch("--token", TOKEN)
+    with requests.Session() as session:
+        session.base_url = backend.url
+        seed_shop(session, ["2468", "1357"])
+        before = call(session, "GET", "/api/admin/snapshot", headers=admin()).json()
+        for what, doc in malformed_documents(before).items():
+            answer = call(session, "PUT", "/api/admin/snapshot", json=doc, headers=admin())
+            assert answer.status_code == 400, what
+            assert isinstance(answer.json()["detail"], str) and answer.json()["detail"], what
+            assert call(session, "GET", "/api/admin/snapshot", headers=admin()).json() == before, what
+        empty = call(session, "PUT", "/api/admin/snapshot", json={"users": [], "customers": []}, headers=admin())
+        assert empty.json() == {"status": "ok", "users": 0, "customers": 0}
+        assert call(session, "GET", "/api/users").json() == []
+
+
+# --- options and process behaviour ---
+
+def test_seed_demo_gives_a_shop(launch):
+    backend = launch("--seed-demo")
+    users = requests.get(backend.url + "/api/users", timeout=TIMEOUT).json()
+    assert [u["email"] for u in users] == ["owner@example.com"]
+    signin = requests.post(backend.url + "/api/users/signin", json={"email": "owner@example.com", "pin": "1234"},
+                           timeout=TIMEOUT)
+    assert signin.status_code == 200
+    customers = requests.get(f"{backend.url}/api/customers?user_id={users[0]['id']}", timeout=TIMEOUT).json()
+    assert 4 <= len(customers) <= 5 and sum(len(c["orders"]) for c in customers) >= 4
+    item = customers[0]["orders"][0]["items"][0]
+    assert set(item) == {"desc", "qty", "color", "size", "price"} and isinstance(item["price"], str)
+    code, out, err = backend.stop()
+    assert code == 0 and out == "" and "1234" not in err  # nothing printed after the URL
+
+
+def test_demo_pin_option_and_verbose_log_without_secrets(launch):
+    backend = launch("--seed-demo", "--demo-pin", "8080-secret", "--verbose")
+    answer = requests.post(backend.url + "/api/users/signin", json={"email": "owner@example.com", "pin": "8080-secret"},
+                           timeout=TIMEOUT)
+    assert answer.status_code == 200
+    requests.post(backend.url + "/api/users", json={"email": new_email(), "pin": "body-pin-77"}, timeout=TIMEOUT)
+    code, out, err = backend.stop()
+    assert code == 0 and "POST /api/users/signin -> 200" in err and "POST /api/users -> 201" in err
+    assert "8080-secret" not in out + err and "body-pin-77" not in err
+
+
+def test_quiet_by_default(launch):
+    backend = launch()
+    requests.get(backend.url + "/api/nothing", timeout=TIMEOUT)
+    code, out, err = backend.stop()
+    assert (code, out, err) == (0, "", "")
+
+
+def test_help_documents_the_demo_pin():
+    result = subprocess.run([sys.executable, "-m", "sleepguard.demo_backend", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 0 and "1234" in result.stdout and "demo data only" in result.stdout
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signals_end_cleanly_within_a_second(launch, signum):
+    backend = launch()
+    # an idle keep-alive connection must not hold the exit up
+    conn = http.client.HTTPConnection(urlsplit(backend.url).netloc, timeout=TIMEOUT)
+    conn.request("GET", "/api/health")
+    conn.getresponse().read()
+    started = time.monotonic()
+    code, _, err = backend.stop(signum, timeout=1.0)
+    assert time.monotonic() - started < 1.0
+    assert code == 0 and "Traceback" not in err
+    conn.close()
+
+
+def flood(backend, flowing):
+    """Open new connections back to back until the server is gone."""
+    while backend.proc.poll() is None:
+        try:
+            requests.get(backend.url + "/api/health", timeout=1)
+        except requests.RequestException:
+            return
+        flowing.set()
+
+
+def test_sigterm_while_connections_pour_in(launch):
+    """The signal often lands while the server is starting a handler thread: it must still stop."""
+    for _ in range(5):
+        backend, flowing = launch(), threading.Event()
+        flooders = [threading.Thread(target=flood, args=(backend, flowing), daemon=True) for _ in range(4)]
+        for flooder in flooders:
+            flooder.start()
+        assert flowing.wait(TIMEOUT)
+        code, _, err = backend.stop(timeout=1.0)
+        assert code == 0 and "Traceback" not in err
+        for flooder in flooders:
+            flooder.join(TIMEOUT)
