@@ -1,0 +1,45 @@
+"""Restore the back end now from the latest good backup: a merge, each customer under its own owner.
+
+usage: restore_simple.py [--file PATH] [--owner EMAIL] [--dry-run] [--yes]
+
+$ python3 restore_simple.py
+backup: /srv/sleepguard/data_backup.json (3 users, 40 customers, 52 orders)
+Restore 3 users and 40 customers into https://babs10.onrender.com? [y/N] y
+created 3 users and 40 customers; 0 users and 0 customers were already there; 0 failed
+verified: the back end holds every user and customer of the backup
+"""
+import argparse
+import sys
+
+from sleepguard.exceptions import SleepguardError
+from sleepguard.logsetup import setup_command_logging
+from sleepguard.restore import choose_backup, describe_report, restore_now
+from sleepguard.settings import load_settings
+
+
+def confirm(plan):
+    print(plan.question(), end="", flush=True)
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--file", help="restore from this backup in DATA_DIR (history or legacy file)")
+    parser.add_argument("--owner", metavar="EMAIL", help="owner of a legacy file's customers when it has several users")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    args = parser.parse_args()
+    try:
+        settings = load_settings()
+        setup_command_logging()
+        backup, source = choose_backup(settings, args.file, args.owner)
+        print(f"backup: {source}")
+        report = restore_now(settings, backup, dry_run=args.dry_run, confirm=None if args.yes else confirm)
+    except SleepguardError as exc:
+        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    print("\n".join(describe_report(report)))
+    return 0 if args.dry_run or report.complete else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,107 @@
+"""The PIN files: the owner's PIN file is read only when private, restored PINs are random and kept private."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from sleepguard.exceptions import PinFileError
+from sleepguard.pins import (load_pins_file, new_random_pin, pending_pins, read_restored_pins, record_restored_pins,
+                             restored_pins_path)
+
+PINS = {"anna@example.com": "4821", "bob@example.com": "7390"}
+
+
+def write_pins(path, content, mode=0o600):
+    path.write_text(content if isinstance(content, str) else json.dumps(content))
+    os.chmod(path, mode)
+    return path
+
+
+def test_a_missing_pin_file_means_no_pins(tmp_path):
+    assert load_pins_file(tmp_path / "pins.json") == {}
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400])
+def test_a_private_pin_file_is_read(tmp_path, mode):
+    assert load_pins_file(write_pins(tmp_path / "pins.json", PINS, mode)) == PINS
+
+
+@pytest.mark.parametrize("mode, words", [(0o644, "readable by others (mode 0644)"),
+                                         (0o640, "readable by others (mode 0640)"),
+                                         (0o620, "writable by others (mode 0620)"),
+                                         (0o601, "open to others (mode 0601)")])
+def test_a_pin_file_open_to_others_is_refused_without_showing_a_pin(tmp_path, mode, words):
+    path = write_pins(tmp_path / "pins.json", PINS, mode)
+    with pytest.raises(PinFileError) as caught:
+        load_pins_file(path)
+    message = str(caught.value)
+    assert message == f"PIN file {path} is {words}: chmod 600 it"
+    assert not any(pin in message for pin in PINS.values())
+
+
+@pytest.mark.skipif(os.getuid() != 0, reason="only root can give a file to another user")
+def test_a_pin_file_of_another_user_is_refused(tmp_path):
+    path = write_pins(tmp_path / "pins.json", PINS)
+    os.chown(path, 65534, 65534)
+    with pytest.raises(PinFileError, match="not by us"):
+        load_pins_file(path)
+
+
+def test_a_symlinked_pin_file_is_refused(tmp_path):
+    target = write_pins(tmp_path / "real.json", PINS)
+    (tmp_path / "pins.json").symlink_to(target)
+    with pytest.raises(PinFileError, match="cannot be opened"):
+        load_pins_file(tmp_path / "pins.json")
+
+
+@pytest.mark.parametrize("content, reason", [
+    ('["4821"]', "must be a JSON object"),
+    ('{"anna@example.com": 4821}', "entry for 'anna@example.com' must be a non-empty PIN string"),
+    ('{"anna@example.com": ""}', "non-empty PIN string"),
+    ('{"anna@example.com": "4821", ', "not valid JSON at line 1"),
+    ("\udcff", "not valid JSON"),
+])
+def test_a_malformed_pin_file_is_refused_without_showing_its_content(tmp_path, content, reason):
+    path = tmp_path / "pins.json"
+    path.write_bytes(content.encode("utf-8", "surrogateescape"))
+    os.chmod(path, 0o600)
+    with pytest.raises(PinFileError, match=reason) as caught:
+        load_pins_file(path)
+    assert "4821" not in str(caught.value)
+
+
+def test_random_pins_are_digits_fresh_and_never_a_guessable_run():
+    pins = [new_random_pin() for _ in range(2000)]
+    assert all(len(pin) == 6 and pin.isdigit() for pin in pins)
+    assert len(set(pins)) > 1990
+    assert not {"000000", "111111", "123456", "654321", "012345"} & set(pins)
+    assert len(new_random_pin(8)) == 8
+    with pytest.raises(ValueError):
+        new_random_pin(3)
+
+
+def test_restored_pins_are_merged_privately_and_removed_on_request(tmp_path):
+    record_restored_pins(tmp_path, {"bob@example.com": "918273"})
+    record_restored_pins(tmp_path, {"anna@example.com": "564738"})
+    path = restored_pins_path(tmp_path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert read_restored_pins(tmp_path) == {"anna@example.com": "564738", "bob@example.com": "918273"}
+    assert pending_pins(tmp_path) == ["anna@example.com", "bob@example.com"]
+    record_restored_pins(tmp_path, {"bob@example.com": None})
+    assert pending_pins(tmp_path) == ["anna@example.com"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["restored_pins.json"]  # no temp file left behind
+
+
+def test_no_restored_pins_means_nothing_pending_and_no_file(tmp_path):
+    record_restored_pins(tmp_path, {})
+    assert pending_pins(tmp_path) == []
+    assert not restored_pins_path(tmp_path).exists()
+
+
+def test_a_restored_pin_file_opened_to_others_is_refused(tmp_path):
+    record_restored_pins(tmp_path, {"anna@example.com": "564738"})
+    os.chmod(restored_pins_path(tmp_path), 0o644)
+    with pytest.raises(PinFileError, match="readable by others"):
+        pending_pins(tmp_path)

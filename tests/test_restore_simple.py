@@ -1,0 +1,177 @@
+"""restore_simple.py as the owner runs it: a real subprocess against a real demo back end."""
+
+import json
+import os
+
+from helpers import command_env, make_settings, run_command, seed_shop
+from sleepguard.backup import take_backup
+from sleepguard.pins import read_restored_pins, restored_pins_path
+from test_restore import GUESSES, customer_count, shop_view, signs_in
+
+COMMAND = "restore_simple.py"
+
+
+def backed_up_wiped_shop(demo, data_dir, users=3, customers=3):
+    """Seed, back up, wipe; return (shop, admin state before the wipe)."""
+    shop = seed_shop(demo.url, users=users, customers=customers)
+    assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+    before = demo.state()
+    demo.sleep_now()
+    return shop, before
+
+
+def restore(demo, data_dir, *args, input=None):
+    return run_command(COMMAND, *args, env=command_env(data_dir, demo.url), input=input)
+
+
+def assert_no_pin_shown(result, pins):
+    for pin in pins:
+        assert pin not in result.stdout and pin not in result.stderr, "a PIN reached the output"
+
+
+def write_legacy(data_dir, users, customers, name="old_backup.json"):
+    path = data_dir / name
+    path.write_text(json.dumps({"backup_created": "2025-08-21T02:23:11", "backup_type": "auto_backup_super",
+                                "users": users, "customers": customers}))
+    return path
+
+
+def legacy_records(shop):
+    """The users and the flat, ownerless customer list the earlier scripts wrote for this shop."""
+    stamp = "2025-08-21T02:00:00"
+    users = [{"id": owner["id"], "email": email, "created_at": stamp, "updated_at": stamp}
+             for email, owner in sorted(shop.items())]
+    customers = [customer for owner in shop.values() for customer in owner["customers"].values()]
+    return users, customers
+
+
+def test_wipe_then_restore_brings_everything_back_with_own_pins_and_never_prints_one(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir)
+    emails = sorted(shop)
+    pins_file = data_dir / "pins.json"
+    pins_file.write_text(json.dumps({email: shop[email]["pin"] for email in emails[:2]}))
+    os.chmod(pins_file, 0o600)
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    after = demo_backend.state()
+    assert shop_view(after) == shop_view(before) and customer_count(after) == customer_count(before)
+    restored = read_restored_pins(data_dir)
+    assert list(restored) == [emails[2]]
+    assert f"new PINs for {emails[2]} are in {restored_pins_path(data_dir)}" in result.stdout
+    assert "verified: the back end holds every user and customer of the backup" in result.stdout
+    assert_no_pin_shown(result, [owner["pin"] for owner in shop.values()] + list(restored.values()))
+    pins = {**{email: shop[email]["pin"] for email in emails[:2]}, **restored}
+    for email in emails:
+        assert signs_in(demo_backend.url, email, pins[email])
+        for wrong in [pin for other, pin in pins.items() if other != email] + [shop[emails[2]]["pin"], *GUESSES]:
+            assert not signs_in(demo_backend.url, email, wrong), f"{email} accepts a PIN it was not given"
+
+
+def test_dry_run_prints_the_plan_and_changes_nothing(demo_backend, data_dir):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=2)
+    seed_shop(demo_backend.url, users=1, customers=1, pin_of=lambda i: "8642")  # owner0 signed up again
+    state = demo_backend.state()
+    result = restore(demo_backend, data_dir, "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "create user owner1@example.com (new random PIN, kept in restored_pins.json to hand out)" in result.stdout
+    assert "create customer 'Customer 1 of owner0' of owner0@example.com (1 orders)" in result.stdout
+    assert "leave 1 users and 1 customers the back end already has as they are" in result.stdout
+    assert "dry run: nothing was changed" in result.stdout
+    assert demo_backend.state() == state
+    assert not restored_pins_path(data_dir).exists()
+
+
+def test_without_a_yes_nothing_is_restored_and_the_exit_code_says_so(demo_backend, data_dir):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    for answer in (None, "n\n"):
+        result = restore(demo_backend, data_dir, input=answer)
+        assert result.returncode == 1, result.stdout
+        assert "Restore 2 users and 2 customers into http://" in result.stdout and "aborted" in result.stdout
+        assert demo_backend.state()["users"] == []
+    result = restore(demo_backend, data_dir, input="y\n")
+    assert result.returncode == 0 and len(demo_backend.state()["users"]) == 2
+
+
+def test_a_pin_file_readable_by_others_is_refused_in_one_line_and_nothing_is_written(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    pins_file = data_dir / "pins.json"
+    pins_file.write_text(json.dumps({email: owner["pin"] for email, owner in shop.items()}))
+    os.chmod(pins_file, 0o644)
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 2
+    expected = f"PIN file {pins_file} is readable by others (mode 0644): chmod 600 it"
+    assert result.stderr == f"restore_simple.py: error: {expected}\n"
+    assert_no_pin_shown(result, [owner["pin"] for owner in shop.values()])
+    assert demo_backend.state()["users"] == [] and not restored_pins_path(data_dir).exists()
+
+
+def test_a_file_outside_data_dir_is_refused_in_one_line(demo_backend, data_dir, tmp_path):
+    outside = tmp_path / "elsewhere.json"
+    outside.write_text("{}")
+    result = restore(demo_backend, data_dir, "--file", str(outside), "--yes")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "is outside DATA_DIR" in result.stderr
+
+
+def test_no_backup_at_all_is_a_clear_error(demo_backend, data_dir):
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 2 and result.stderr.startswith("restore_simple.py: error: no good backup in ")
+
+
+def test_a_history_file_can_be_chosen_with_file(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=1, customers=2)
+    history = next((data_dir / "auto_backups_super").glob("backup-*.json"))
+    (data_dir / "data_backup.json").write_text("{damaged")
+    result = restore(demo_backend, data_dir, "--file", str(history), "--yes")
+    assert result.returncode == 0, result.stderr
+    assert shop_view(demo_backend.state()) == shop_view(before)
+
+
+def test_a_damaged_data_backup_falls_back_to_the_newest_good_history_file(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=1, customers=2)
+    (data_dir / "data_backup.json").write_text('{"format": "sleepguard-backup", "trunc')
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 0, result.stderr
+    assert f"backup: {data_dir / 'auto_backups_super'}/backup-" in result.stdout
+    assert shop_view(demo_backend.state()) == shop_view(before)
+
+
+def test_a_legacy_file_with_one_user_gives_that_user_every_customer(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=1, customers=3)
+    users, customers = legacy_records(shop)
+    path = write_legacy(data_dir, users, customers)
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert shop_view(demo_backend.state()) == shop_view(before)
+
+
+def test_a_legacy_file_with_several_users_needs_owner_to_place_its_customers(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=2)
+    users, customers = legacy_records(shop)
+    path = write_legacy(data_dir, users, customers)  # customers as the API gave them: no owner field
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 1
+    assert result.stdout.count("several users and does not say whose customer it is: use --owner EMAIL") == 4
+    assert "4 customers the file gives no owner (use --owner EMAIL)" in result.stdout
+    assert demo_backend.state()["customers"] == [] and len(demo_backend.state()["users"]) == 2
+    dry = restore(demo_backend, data_dir, "--file", str(path), "--dry-run")
+    assert dry.stdout.count("does not say whose customer it is: use --owner EMAIL") == 4, dry.stdout
+    owner = sorted(shop)[1]
+    result = restore(demo_backend, data_dir, "--file", str(path), "--owner", owner, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    view = shop_view(demo_backend.state())
+    assert sorted(view[owner]) == sorted(name for o in shop.values() for name in o["customers"])
+    assert view[sorted(shop)[0]] == {}
+
+
+def test_pins_carried_by_a_hand_made_legacy_file_are_used(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    users, customers = legacy_records(shop)
+    users = [{**user, "pin": shop[user["email"]]["pin"]} for user in users]
+    path = write_legacy(data_dir, users, [])
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert_no_pin_shown(result, [owner["pin"] for owner in shop.values()])
+    for email, owner in shop.items():
+        assert signs_in(demo_backend.url, email, owner["pin"])
+    assert not restored_pins_path(data_dir).exists()
