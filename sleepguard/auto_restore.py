@@ -1,0 +1,130 @@
+"""Auto-restore: watch for a wipe and put the data back, at most once per wipe, never over newer data.
+
+Every RESTORE_CHECK_INTERVAL, and at once when woken (SIGUSR1 from the keep-alive or the
+backup service), it reads the back end and judges the read against the newest good backup.
+Only a "wipe" verdict is restored; an unreachable or garbled back end is "unknown" and left
+alone, a large drop is held for the owner. After a complete, verified restore it asks the
+backup service for a fresh backup. A restore that fails backs off: 1, 2, 4 ... checks skipped.
+Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off.
+"""
+
+import logging
+import signal
+import time
+
+from .client import BackendClient
+from .exceptions import BackendError, SleepguardError
+from .pidfile import signal_service
+from .restore import restore_now
+from .runner import run_service
+from .snapshot import utc_now_iso
+from .store import BackupStore
+from .wipe import judge_read
+
+log = logging.getLogger(__name__)
+
+SERVICE = "auto_restore_service"
+LOG_NAME = "auto_restore.log"
+BACKUP_SERVICE = "auto_backup_super_aggressive"
+MAX_SKIPPED_CHECKS = 32
+NAMES_SHOWN = 5
+
+
+def _some(names):
+    """The first few names, joined, with an ellipsis when there are more."""
+    return ", ".join(names[:NAMES_SHOWN]) + (", …" if len(names) > NAMES_SHOWN else "")
+
+
+class AutoRestore:
+    """One wipe check per iteration, a restore when it is a wipe, and the back-off after failures."""
+
+    def __init__(self, settings):
+        self.settings = settings
+        self.failures_in_a_row = 0
+        self.checks_to_skip = 0
+        self.figures = {
+            "last_check_at": None, "last_verdict": None, "unknown_reads": 0, "wipes_seen": 0,
+            "large_drops_held": 0, "restores": 0, "failed_restores": 0, "restore_failures_in_a_row": 0,
+            "checks_to_skip": 0, "last_restore_at": None, "last_restore_complete": None,
+            "last_restore_summary": None, "users_needing_pin": [], "fresh_backup_asked": 0,
+        }
+
+    def answer(self, outcome, summary):
+        """The run_once result: outcome, summary and every figure, back-off included."""
+        self.figures.update(restore_failures_in_a_row=self.failures_in_a_row, checks_to_skip=self.checks_to_skip)
+        return {"outcome": outcome, "summary": summary, **self.figures}
+
+    def run_once(self, context):
+        if self.checks_to_skip and not context.woken:
+            self.checks_to_skip -= 1
+            return self.answer("backing_off", f"backing off after {self.failures_in_a_row} failed restores in a row: "
+                                              f"check skipped, {self.checks_to_skip} more to skip")
+        if self.checks_to_skip:
+            log.info("woken: checking now although backing off")
+        self.figures["last_check_at"] = utc_now_iso()
+        with BackendClient(self.settings) as client:
+            try:
+                current = client.read_snapshot()
+            except BackendError as exc:
+                self.figures["unknown_reads"] += 1
+                self.figures["last_verdict"] = "unknown"
+                return self.answer("unknown", f"back end state unknown: {exc}; no restore")
+            backup = BackupStore(self.settings).latest_good_backup()
+            if backup is None:
+                self.figures["last_verdict"] = None
+                return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
+            judgement = judge_read(current, backup, self.settings.large_drop_fraction)
+            self.figures["last_verdict"] = judgement.verdict
+            if judgement.verdict == "wipe":
+                return self.restore(context, client, backup, judgement.reason)
+        counts = current.counts()
+        if judgement.verdict == "large_drop":
+            self.figures["large_drops_held"] += 1
+            return self.answer("held", f"large drop held for the owner, not restored: {judgement.reason} "
+                                       "(accept it with manual_backup.py --accept-shrink)")
+        self.failures_in_a_row = self.checks_to_skip = 0
+        return self.answer("ok", f"no wipe ({judgement.verdict}): the back end holds {counts['users']} users, "
+                                 f"{counts['customers']} customers")
+
+    def restore(self, context, client, backup, reason):
+        """Restore from the newest good backup, verify, and report; a failure starts the back-off."""
+        self.figures["wipes_seen"] += 1
+        log.warning("wipe detected: %s; restoring from %s", reason, backup.meta.get("path"))
+        started = time.monotonic()
+        try:
+            report = restore_now(self.settings, backup, client=client, stopping=context.stopping)
+        except SleepguardError as exc:
+            return self.failed(f"restore failed after {time.monotonic() - started:.1f} s: {exc}")
+        result = report.result
+        done = "nothing to create" if result is None else (
+            f"{result.users_created} users, {result.customers_created} customers created, "
+            f"{len(result.failures)} failed")
+        summary = f"restore: {done} in {time.monotonic() - started:.1f} s"
+        needing_pin = result.pins_to_hand_out if result is not None else []
+        self.figures.update(last_restore_at=utc_now_iso(), users_needing_pin=needing_pin)
+        pin_note = f"; {len(needing_pin)} users need their new PIN: {_some(needing_pin)}" if needing_pin else ""
+        if not report.complete:
+            return self.failed(f"{summary}; NOT complete, still missing {_some(report.missing)}{pin_note}")
+        self.failures_in_a_row = self.checks_to_skip = 0
+        self.figures.update(restores=self.figures["restores"] + 1, last_restore_complete=True)
+        summary = f"{summary}; verified complete{pin_note}"
+        self.figures["last_restore_summary"] = summary
+        if signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
+            self.figures["fresh_backup_asked"] += 1
+            summary += "; asked the backup service for a fresh backup"
+        return self.answer("restored", summary)
+
+    def failed(self, summary):
+        """Count a failed restore and skip the next 1, 2, 4 ... checks, so it never loops hot."""
+        self.failures_in_a_row += 1
+        self.checks_to_skip = min(2 ** (self.failures_in_a_row - 1), MAX_SKIPPED_CHECKS)
+        self.figures.update(failed_restores=self.figures["failed_restores"] + 1, last_restore_complete=False,
+                            last_restore_summary=summary)
+        wait = self.checks_to_skip * self.settings.restore_check_interval
+        return self.answer("restore_failed", f"{summary}; backing off: skipping the next {self.checks_to_skip} "
+                                             f"checks ({wait:g} s)")
+
+
+def run(settings):
+    """Watch for wipes until SIGTERM; return the exit code."""
+    return run_service(SERVICE, LOG_NAME, settings, settings.restore_check_interval, AutoRestore(settings).run_once)

@@ -1,0 +1,128 @@
+"""Keep-alive: ping the back end so the host never idles into sleep, and wake the restore service when it came back.
+
+A failed ping followed by an answer, or a slow first answer (a cold start), means the host
+may have restarted empty: the restore service is woken at once (SIGUSR1) instead of
+sleeping out its interval. Only that transition wakes it, never a steady healthy ping.
+"""
+
+import logging
+import signal
+import time
+
+from .client import BackendClient
+from .exceptions import BackendError
+from .pidfile import signal_service
+from .runner import run_service
+from .snapshot import utc_now_iso
+
+log = logging.getLogger(__name__)
+
+SERVICE = "keep_alive_super_aggressive"
+LOG_NAME = "keep_alive_super_aggressive.log"
+RESTORE_SERVICE = "auto_restore_service"
+QUICK_TRIES = 3
+# The pause between quick tries waits in slices, so SIGTERM is noticed at once.
+PAUSE_SLICE_SECONDS = 0.05
+# Without a ping for this many intervals (the computer slept, say), the host may have slept too.
+QUIET_INTERVALS = 2
+
+
+def _pause(context, seconds):
+    """Sleep up to seconds, returning early once the service is stopping."""
+    deadline = time.monotonic() + seconds
+    while not context.stopping.is_set() and time.monotonic() < deadline:
+        time.sleep(min(PAUSE_SLICE_SECONDS, max(0.0, deadline - time.monotonic())))
+
+
+class KeepAlive:
+    """One ping per iteration; remembers enough of the last ones to see the host come back."""
+
+    def __init__(self, settings, client):
+        self.settings = settings
+        self.client = client
+        self.consecutive_failures = 0
+        self.last_ok_at = None  # monotonic time the last answer came
+        self.last_ok_iso = None
+        self.last_was_slow = False
+        self.last_restart_seen_at = None
+        self.wakes_sent = 0
+        self.pings_ok = 0
+        self.pings_failed = 0
+
+    def ping(self, context):
+        """GET /api/health, a few quick tries; return (latency, '') or (None, why it failed)."""
+        reason = ""
+        for attempt in range(QUICK_TRIES):
+            if attempt:
+                _pause(context, min(self.settings.retry_backoff * 2 ** (attempt - 1),
+                                    self.settings.keep_alive_interval / 4))
+            if context.stopping.is_set():
+                break
+            try:
+                _body, latency = self.client.health()
+            except BackendError as exc:
+                reason = str(exc)
+                log.debug("ping try %d of %d failed: %s", attempt + 1, QUICK_TRIES, reason)
+                continue
+            return latency, ""
+        return None, reason or "stopping"
+
+    def came_back(self, latency, asked_at):
+        """Why this answer means the host may have restarted, or '' when it does not."""
+        if self.consecutive_failures:
+            count = self.consecutive_failures
+            return f"back end answered again after {count} failure{'' if count == 1 else 's'}"
+        if latency <= self.settings.slow_answer_seconds:
+            return ""
+        # A cold start is the first slow answer: none came before, the last one was fast, or pings
+        # stopped for a while. A steadily slow network would otherwise wake the restore on every ping.
+        quiet = (self.last_ok_at is None or not self.last_was_slow
+                 or asked_at - self.last_ok_at > QUIET_INTERVALS * self.settings.keep_alive_interval)
+        if quiet:
+            return f"back end answered slowly ({latency:.2f} s, a cold start?)"
+        return ""
+
+    def wake_restore_service(self, why):
+        """Send SIGUSR1 to the restore service and log one line saying so."""
+        self.last_restart_seen_at = utc_now_iso()
+        if signal_service(self.settings.data_dir, RESTORE_SERVICE, signal.SIGUSR1):
+            self.wakes_sent += 1
+            log.warning("%s; woke the restore service", why)
+        else:
+            log.warning("%s; the restore service is not running, so nothing was woken", why)
+
+    def run_once(self, context):
+        asked_at = time.monotonic()
+        latency, reason = self.ping(context)
+        if latency is None:
+            self.consecutive_failures += 1
+            self.pings_failed += 1
+            outcome = "failed"
+            summary = f"health check failed ({self.consecutive_failures} in a row): {reason}"
+        else:
+            why = self.came_back(latency, asked_at)
+            if why:
+                self.wake_restore_service(why)
+            self.consecutive_failures = 0
+            self.pings_ok += 1
+            self.last_ok_at, self.last_ok_iso = time.monotonic(), utc_now_iso()
+            self.last_was_slow = latency > self.settings.slow_answer_seconds
+            outcome = "ok"
+            summary = f"health ok in {latency:.3f} s" + (" (slow)" if self.last_was_slow else "")
+        return {"outcome": outcome, "summary": summary,
+                "latency_seconds": None if latency is None else round(latency, 3),
+                "slow": latency is not None and self.last_was_slow,
+                "consecutive_failures": self.consecutive_failures,
+                "last_ok_at": self.last_ok_iso,
+                "last_restart_seen_at": self.last_restart_seen_at,
+                "wakes_sent": self.wakes_sent,
+                "pings_ok": self.pings_ok,
+                "pings_failed": self.pings_failed,
+                "last_error": reason or None}
+
+
+def run(settings):
+    """Ping every KEEP_ALIVE_INTERVAL until SIGTERM; return the exit code."""
+    with BackendClient(settings) as client:
+        keep_alive = KeepAlive(settings, client)
+        return run_service(SERVICE, LOG_NAME, settings, settings.keep_alive_interval, keep_alive.run_once)

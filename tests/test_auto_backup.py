@@ -1,0 +1,160 @@
+"""The backup service as a real process: on its interval, on every save, never of a restarted back end, never torn."""
+
+import re
+import signal
+from datetime import datetime
+
+import pytest
+import requests
+
+from fault_proxy import FaultProxy
+from helpers import command_env, seed_shop
+from service_helpers import (BackupWatcher, Services, backup_document, log_text, seeded_view, shop_by_owner,
+                             wait_for_figures, wait_for_log, wait_until)
+from sleepguard.runner import read_state
+from sleepguard.snapshot import parse_backup
+
+BACKUP = "auto_backup_super_aggressive"
+RESTORE = "auto_restore_service"
+
+
+@pytest.fixture
+def services():
+    with Services() as started:
+        yield started
+
+
+def add_customer(url, shop, name):
+    """Save one more customer of the shop's first owner, as the app does, without telling anyone."""
+    owner = next(iter(shop.values()))
+    answer = requests.post(f"{url}/api/customers", params={"user_id": owner["id"]}, json={"name": name}, timeout=10)
+    answer.raise_for_status()
+
+
+def trigger(url):
+    """Tell the back end something was saved, as the front end does after each save."""
+    answer = requests.post(f"{url}/api/backup/trigger", timeout=10,
+                           json={"user": "owner0@example.com", "action": "save", "timestamp": "2025-08-21T02:23:11"})
+    answer.raise_for_status()
+
+
+def backed_up_names(data_dir):
+    """Every customer name in data_backup.json."""
+    doc = backup_document(data_dir)
+    return {c["name"] for u in doc["content"]["users"] for c in u["customers"]} if doc else set()
+
+
+def suspect_files(data_dir):
+    return sorted((data_dir / "auto_backups_super" / "suspect").glob("*.json"))
+
+
+def test_backs_up_on_its_interval_and_not_more_often(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=2, customers=3)
+    services.start(BACKUP, command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="0.3", TRIGGER_POLL_INTERVAL="0.1"))
+    found = wait_for_figures(data_dir, BACKUP, lambda f: f["backups_taken"] >= 4, 10, "four backups")
+    assert found["good_count"] == 1 and found["unchanged_count"] >= 3
+    assert found["suspect_count"] == found["failed_count"] == 0 and found["last_good_backup_at"]
+    assert parse_backup((data_dir / "data_backup.json").read_bytes()).counts()["customers"] == 6
+
+    add_customer(demo_backend.url, shop, "Saved without a trigger")
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 2, 5, "the next scheduled backup")
+    assert "Saved without a trigger" in backed_up_names(data_dir)
+    stamps = [datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
+              for line in log_text(data_dir, BACKUP).splitlines() if line.endswith("[scheduled]")]
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(stamps, stamps[1:])]
+    assert len(gaps) >= 4 and min(gaps) >= 0.25, gaps
+
+
+def test_a_save_is_backed_up_within_a_poll_even_when_the_interval_is_long(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=1, customers=2)
+    services.start(BACKUP, command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="30", TRIGGER_POLL_INTERVAL="0.1"))
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1 and f["trigger_count"] == 0, 10, "a first backup")
+
+    add_customer(demo_backend.url, shop, "Just saved")
+    trigger(demo_backend.url)
+    wait_until(lambda: "Just saved" in backed_up_names(data_dir), 5, "a backup after the trigger")
+    found = wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 2, 5, "the figures of that backup")
+    assert found["backups_taken"] == 2 and found["trigger_count"] == 1 and found["last_trigger_at"]
+    assert log_text(data_dir, BACKUP).count("[the app saved something]") == 1
+
+
+def test_a_counter_reset_wakes_the_restore_service_and_backs_up_nothing_of_the_empty_state(services, demo_backend,
+                                                                                          data_dir):
+    shop = seed_shop(demo_backend.url, users=2, customers=3)
+    trigger(demo_backend.url)
+    trigger(demo_backend.url)
+    # Only the counter can make either service act: both intervals are far away.
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="30", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="30")
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1 and f["trigger_count"] == 2, 10, "a backup")
+    services.start(RESTORE, env)
+    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
+
+    with BackupWatcher(data_dir) as watcher:
+        demo_backend.sleep_now()
+        found = wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1, 5, "the restart to be seen")
+        assert found["wakes_sent"] == 1
+        wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)
+        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 10, "the restore")
+        found = wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 2, 5, "the fresh backup it asks for")
+
+    assert re.search(r"INFO back end restarted \(trigger count 2 -> 0\): woke the restore service; "
+                     r"no backup of this state\n", log_text(data_dir, BACKUP))
+    assert "[asked for a fresh backup]" in log_text(data_dir, BACKUP)
+    assert found["backups_taken"] == 2 and found["suspect_count"] == 0 and suspect_files(data_dir) == []
+    assert watcher.fewest_customers == 6 and watcher.problems == []
+
+
+def test_a_wipe_never_reaches_data_backup_json_its_reads_are_held_aside(services, demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=2, customers=3)
+    trigger(demo_backend.url)
+    services.start(BACKUP, command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="0.2", TRIGGER_POLL_INTERVAL="0.1"))
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1 and f["trigger_count"] == 1, 10, "a backup")
+
+    with BackupWatcher(data_dir) as watcher:
+        demo_backend.sleep_now()
+        found = wait_for_figures(data_dir, BACKUP, lambda f: f["suspect_count"] >= 2, 5, "wiped reads held as suspect")
+    assert found["restarts_seen"] == 1 and found["wakes_sent"] == 0 and found["good_count"] == 1
+    assert "the restore service is not running; no backup of this state" in log_text(data_dir, BACKUP)
+    assert "backup HELD AS SUSPECT (wipe)" in log_text(data_dir, BACKUP)
+    assert read_state(data_dir, BACKUP)["last_outcome"] in ("suspect", "idle")
+    assert len(suspect_files(data_dir)) == 1, "the same wiped read is held once"
+    assert watcher.fewest_customers == 6 and watcher.problems == []
+
+
+def all_files_verify(data_dir):
+    """Every visible file under DATA_DIR is whole: backups verify their checksum, state files parse."""
+    checked = 0
+    for path in data_dir.rglob("*"):
+        if not path.is_file() or path.name.startswith(".") or path.suffix not in (".json",):
+            continue
+        if path.name.endswith(".state.json"):
+            read_state(data_dir, path.name[:-len(".state.json")]) or pytest.fail(f"{path.name} is unreadable")
+        else:
+            parse_backup(path.read_bytes())
+        checked += 1
+    return checked
+
+
+def test_stopping_during_a_backup_leaves_only_whole_verified_files(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=16, customers=3)
+    with FaultProxy(demo_backend.url) as proxy:
+        # Slow customer lists make every read last a while, so the signals land mid-backup.
+        proxy.set_fault("latency", path_prefix="/api/customers", latency=0.02)
+        env = command_env(data_dir, proxy.url, BACKUP_INTERVAL="0.05", TRIGGER_POLL_INTERVAL="0.05",
+                          BACKUP_WORKERS="2")
+        for round_number, (signum, requests_into_read) in enumerate(
+                [(signal.SIGTERM, 3), (signal.SIGTERM, 9), (signal.SIGTERM, 15), (signal.SIGKILL, 7)]):
+            name = f"Saved in round {round_number}"
+            add_customer(demo_backend.url, shop, name)
+            seen = proxy.requests_seen
+            service = services.start(BACKUP, env)
+            wait_until(lambda: proxy.requests_seen >= seen + requests_into_read, 10, "a backup under way")
+            assert services.stop(service, signum) == (0 if signum == signal.SIGTERM else -signal.SIGKILL)
+            if signum == signal.SIGTERM:
+                assert name in backed_up_names(data_dir), "the backup under way finished before the exit"
+                assert not any(p.name.startswith(".") and p.suffix == ".tmp" for p in data_dir.rglob("*"))
+                assert not (data_dir / f"{BACKUP}.pid").exists()
+            assert all_files_verify(data_dir) >= 3
+    assert parse_backup((data_dir / "data_backup.json").read_bytes()).counts()["customers"] >= 16 * 3 + 3

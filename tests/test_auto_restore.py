@@ -1,0 +1,188 @@
+"""The restore service as a real process: a wipe comes back at once and once, anything doubtful is left alone."""
+
+import re
+
+import pytest
+import requests
+
+from conftest import DEMO_TOKEN
+from fault_proxy import FaultProxy
+from helpers import command_env, make_settings, seed_shop
+from service_helpers import (LOG_NAMES, BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
+                             wait_for_figures, wait_until)
+from sleepguard.atomicfile import write_json_atomic
+from sleepguard.backup import take_backup
+from sleepguard.pins import read_restored_pins
+from sleepguard.runner import read_state
+from sleepguard.snapshot import Snapshot, utc_now_iso
+
+KEEP_ALIVE = "keep_alive_super_aggressive"
+BACKUP = "auto_backup_super_aggressive"
+RESTORE = "auto_restore_service"
+# Long, odd PINs: a short one could turn up in a log by chance (a time, a port) and hide a real leak.
+SEEDED_PINS = lambda i: f"5820391{i}"  # noqa: E731
+
+
+@pytest.fixture
+def services():
+    with Services() as started:
+        yield started
+
+
+def customer_contents(state):
+    """{(owner e-mail, customer name): (money given, total spent, orders)} from the admin state."""
+    email_of = {user["id"]: user["email"] for user in state["users"]}
+    return {(email_of[c["user_id"]], c["name"]): (c["money_given"], c["total_spent"], c["orders"])
+            for c in state["customers"]}
+
+
+def sorted_state(state):
+    """The admin state with its lists in one order, so equal content compares equal."""
+    return {key: sorted(value, key=lambda record: record["id"]) for key, value in state.items()}
+
+
+def signs_in(url, email, pin):
+    answer = requests.post(f"{url}/api/users/signin", json={"email": email, "pin": pin}, timeout=10)
+    return answer.status_code == 200
+
+
+def assert_no_secret_in_logs(data_dir, secrets):
+    """No log line and no state file of any service holds a token or a PIN."""
+    texts = [log_text(data_dir, service) for service in LOG_NAMES]
+    texts += [path.read_text() for path in data_dir.glob("*.state.json")]
+    assert any(texts)
+    for secret in secrets:
+        assert secret and not any(secret in text for text in texts), "a secret reached a log or state file"
+
+
+def backed_up_shop(demo, data_dir, users=2, customers=3):
+    """Seed the demo and take a good backup in-process; return the shop."""
+    shop = seed_shop(demo.url, users=users, customers=customers, pin_of=SEEDED_PINS)
+    assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+    return shop
+
+
+def test_a_wipe_is_restored_within_a_check_interval_each_customer_under_its_owner(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=3, customers=4, pin_of=SEEDED_PINS)
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="0.3", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="0.5", KEEP_ALIVE_INTERVAL="0.2", API_TOKEN=DEMO_TOKEN)
+    for service in (KEEP_ALIVE, BACKUP, RESTORE):
+        services.start(service, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] >= 1, 10, "a good backup")
+    wait_for_figures(data_dir, RESTORE, lambda f: f["last_verdict"] == "unchanged", 10, "a check finding no wipe")
+    before = customer_contents(demo_backend.state())
+
+    with BackupWatcher(data_dir) as watcher:
+        demo_backend.sleep_now()
+        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 5, "the restore")
+        found = wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 5, "the restore's figures")
+        # A few checks later: still one restore for the one wipe.
+        iterations = read_state(data_dir, RESTORE)["iterations"]
+        wait_until(lambda: read_state(data_dir, RESTORE)["iterations"] >= iterations + 2, 5, "two more checks")
+
+    assert figures(data_dir, RESTORE)["restores"] == 1 and figures(data_dir, RESTORE)["wipes_seen"] == 1
+    assert customer_contents(demo_backend.state()) == before
+    assert found["last_restore_complete"] and found["users_needing_pin"] == sorted(shop)
+    assert re.search(r"INFO restore: 3 users, 12 customers created, 0 failed in \d+\.\d s; verified complete; "
+                     r"3 users need their new PIN: owner0@example.com, owner1@example.com, owner2@example.com",
+                     log_text(data_dir, RESTORE))
+    new_pins = read_restored_pins(data_dir)
+    assert sorted(new_pins) == sorted(shop) and all(signs_in(demo_backend.url, e, p) for e, p in new_pins.items())
+    assert watcher.fewest_customers == 12 and watcher.problems == []
+    assert_no_secret_in_logs(data_dir, [DEMO_TOKEN, *(owner["pin"] for owner in shop.values()), *new_pins.values()])
+
+
+def test_snapshot_mode_puts_the_exact_state_back_and_never_logs_the_token(services, demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=2, customers=2, pin_of=SEEDED_PINS)
+    before = demo_backend.state()
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="0.3", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="0.3", BACKEND_MODE="snapshot", API_TOKEN=DEMO_TOKEN)
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] >= 1, 10, "a good backup")
+    services.start(RESTORE, env)
+
+    demo_backend.sleep_now()
+    wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 5, "the restore")
+    assert sorted_state(demo_backend.state()) == sorted_state(before)
+    assert_no_secret_in_logs(data_dir, [DEMO_TOKEN])
+
+
+def test_woken_by_the_keep_alive_it_restores_right_after_the_back_end_answers(services, demo_backend, data_dir):
+    shop = backed_up_shop(demo_backend, data_dir)
+    with FaultProxy(demo_backend.url) as proxy:
+        env = command_env(data_dir, proxy.url, RESTORE_CHECK_INTERVAL="30", KEEP_ALIVE_INTERVAL="0.2")
+        services.start(RESTORE, env)
+        wait_for_figures(data_dir, RESTORE, lambda f: f["last_verdict"] == "unchanged", 10, "a first check")
+        services.start(KEEP_ALIVE, env)
+        wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 1, 10, "a first ping")
+
+        # The host restarts: a few seconds of 502 pages, then it answers, empty.
+        proxy.set_fault("502", seconds=1.0)
+        demo_backend.sleep_now()
+        wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["consecutive_failures"] >= 1, 5, "the outage")
+        # Its own next check is 30 s away: only the wake can bring the data back this soon.
+        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 1.0 + 5, "the restore")
+
+    assert "woke the restore service" in log_text(data_dir, KEEP_ALIVE)
+    restore_log = log_text(data_dir, RESTORE)
+    assert restore_log.index("woken by SIGUSR1") < restore_log.index("verified complete")
+    assert figures(data_dir, RESTORE)["restores"] == 1
+
+
+@pytest.mark.parametrize("kind, reason", [("502", "host answered 502"), ("not_json", "answer is not JSON"),
+                                          ("truncated", "answer truncated"), ("hang", "timed out after 0.3 s")])
+def test_a_back_end_in_an_unknown_state_is_never_restored_into(services, demo_backend, data_dir, kind, reason):
+    backed_up_shop(demo_backend, data_dir)
+    demo_backend.sleep_now()
+    with FaultProxy(demo_backend.url) as proxy:
+        proxy.set_fault(kind)
+        services.start(RESTORE, command_env(data_dir, proxy.url, RESTORE_CHECK_INTERVAL="0.1", READ_TIMEOUT="0.3",
+                                            RETRIES="0"))
+        wait_for_figures(data_dir, RESTORE, lambda f: f["unknown_reads"] >= 2, 10, "two unknown reads")
+    log = log_text(data_dir, RESTORE)
+    assert re.search(rf"INFO back end state unknown: GET /api/users: {reason}.*; no restore\n", log), log
+    assert figures(data_dir, RESTORE)["wipes_seen"] == 0 and "restore:" not in log
+    assert demo_backend.state()["users"] == []
+
+
+def test_a_back_end_that_is_down_is_never_restored_into(services, demo_backend, data_dir):
+    backed_up_shop(demo_backend, data_dir)
+    proxy = FaultProxy(demo_backend.url).start()
+    proxy.stop()  # nothing listens at its address any more
+    services.start(RESTORE, command_env(data_dir, proxy.url, RESTORE_CHECK_INTERVAL="0.1"))
+    wait_for_figures(data_dir, RESTORE, lambda f: f["unknown_reads"] >= 2, 10, "two unknown reads")
+    assert "back end state unknown: GET /api/users: connection refused; no restore" in log_text(data_dir, RESTORE)
+
+
+def test_a_large_drop_is_held_for_the_owner_not_restored(services, demo_backend, data_dir):
+    shop = backed_up_shop(demo_backend, data_dir)
+    owner = shop["owner0@example.com"]
+    for customer in owner["customers"].values():
+        requests.delete(f"{demo_backend.url}/api/customers/{customer['id']}", params={"user_id": owner["id"]},
+                        timeout=10).raise_for_status()
+    services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.1"))
+    found = wait_for_figures(data_dir, RESTORE, lambda f: f["large_drops_held"] >= 2, 10, "two checks")
+    assert found["last_verdict"] == "large_drop" and found["wipes_seen"] == found["restores"] == 0
+    assert read_state(data_dir, RESTORE)["last_outcome"] == "held"
+    assert "large drop held for the owner, not restored" in log_text(data_dir, RESTORE)
+    assert shop_by_owner(demo_backend.url)["owner0@example.com"] == []
+
+
+def test_a_restore_that_cannot_complete_backs_off_instead_of_looping(services, demo_backend, data_dir):
+    # The back end refuses the second user's e-mail (422): every restore stays incomplete.
+    users = [{"id": "u-good", "email": "good@example.com"}, {"id": "u-bad", "email": "nobody@localhost"}]
+    customers = {"u-good": [{"id": "c-1", "name": "Kept", "money_given": 1.0, "total_spent": 0.0, "orders": []}]}
+    backup = Snapshot.from_api(users, customers, {"created_at": utc_now_iso(), "mode": "babs10"})
+    write_json_atomic(data_dir / "data_backup.json", backup.to_document())
+    services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.05"))
+
+    wait_until(lambda: (read_state(data_dir, RESTORE) or {}).get("iterations", 0) >= 24, 10, "24 iterations")
+    found = figures(data_dir, RESTORE)
+    # Tries at checks 1, 3, 6, 11, 20 (skipping 1, 2, 4, 8 ...); a hot loop would have tried about 24 times.
+    assert 4 <= found["failed_restores"] <= 6, found
+    assert found["restores"] == 0 and found["restore_failures_in_a_row"] == found["failed_restores"]
+    log = log_text(data_dir, RESTORE)
+    assert re.search(r"NOT complete, still missing user nobody@localhost.*; backing off: skipping the next 4 checks "
+                     r"\(0\.2 s\)\n", log)
+    assert "backing off after 3 failed restores in a row: check skipped" in log
+    assert shop_by_owner(demo_backend.url) == {"good@example.com": ["Kept"]}, "merged, never duplicated"

@@ -1,0 +1,87 @@
+"""The keep-alive as a real process: its pings keep the host awake, and a host coming back wakes the restore service."""
+
+import re
+
+import pytest
+
+from fault_proxy import FaultProxy
+from helpers import command_env, seed_shop
+from service_helpers import Services, figures, log_text, wait_for_figures, wait_for_log
+from sleepguard.runner import read_state
+
+KEEP_ALIVE = "keep_alive_super_aggressive"
+RESTORE = "auto_restore_service"
+
+
+@pytest.fixture
+def services():
+    with Services() as started:
+        yield started
+
+
+@pytest.fixture
+def proxy(demo_backend):
+    with FaultProxy(demo_backend.url) as running:
+        yield running
+
+
+def start_restore_service(services, env, data_dir):
+    """A restore service that checked once and would sleep 30 s: only a wake makes it look again."""
+    services.start(RESTORE, {**env, "RESTORE_CHECK_INTERVAL": "30"})
+    wait_for_log(data_dir, RESTORE, "no good backup yet", 10)
+
+
+def test_pings_keep_a_sleepy_host_awake_and_record_their_latency(services, start_demo, data_dir):
+    demo = start_demo("--idle-sleep", "0.5")
+    services.start(KEEP_ALIVE, command_env(data_dir, demo.url, KEEP_ALIVE_INTERVAL="0.15"))
+    pings = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 1, 10, "a first ping")["pings_ok"]
+    seed_shop(demo.url, users=1, customers=2)
+    # Eight more pings span more than twice the host's idle limit.
+    found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= pings + 8, 10, "eight pings")
+    assert len(demo.state()["users"]) == 1, "the host fell asleep between pings"
+    assert read_state(data_dir, KEEP_ALIVE)["last_outcome"] == "ok"
+    assert 0 < found["latency_seconds"] < 1
+    assert found["consecutive_failures"] == 0 and found["pings_failed"] == 0
+    assert found["wakes_sent"] == 0 and found["last_restart_seen_at"] is None
+    assert re.search(r"INFO health ok in \d\.\d{3} s\n", log_text(data_dir, KEEP_ALIVE))
+
+
+def test_an_answer_after_failures_wakes_the_running_restore_service(services, proxy, data_dir):
+    env = command_env(data_dir, proxy.url, KEEP_ALIVE_INTERVAL="0.1")
+    start_restore_service(services, env, data_dir)
+    services.start(KEEP_ALIVE, env)
+    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 2, 10, "healthy pings")
+
+    proxy.set_fault("502", path_prefix="/api/health", seconds=0.8)
+    failing = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["consecutive_failures"] >= 1, 5, "a failed ping")
+    assert failing["wakes_sent"] == 0 and "host answered 502" in failing["last_error"]
+    found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["wakes_sent"] >= 1, 5, "a wake after the failures")
+
+    assert found["consecutive_failures"] == 0 and found["last_restart_seen_at"]
+    log = log_text(data_dir, KEEP_ALIVE)
+    assert re.search(r"WARNING back end answered again after \d+ failures?; woke the restore service\n", log)
+    assert "health check failed (1 in a row): GET /api/health: host answered 502" in log
+    wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)
+    wait_for_log(data_dir, RESTORE, "no good backup yet", 5, count=2)
+    assert figures(data_dir, KEEP_ALIVE)["wakes_sent"] == 1, "one outage, one wake"
+
+
+def test_a_slow_answer_after_fast_ones_counts_as_a_cold_start_once(services, proxy, data_dir):
+    env = command_env(data_dir, proxy.url, KEEP_ALIVE_INTERVAL="0.1", SLOW_ANSWER_SECONDS="0.25")
+    start_restore_service(services, env, data_dir)
+    services.start(KEEP_ALIVE, env)
+    before = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 2, 10, "fast pings")
+    assert before["wakes_sent"] == 0
+
+    proxy.set_fault("latency", path_prefix="/api/health", count=1, latency=0.4)
+    found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["wakes_sent"] >= 1, 5, "a wake after a slow answer")
+    assert found["slow"] and found["latency_seconds"] >= 0.4
+    assert re.search(r"back end answered slowly \(0\.\d\d s, a cold start\?\); woke the restore service",
+                     log_text(data_dir, KEEP_ALIVE))
+    wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)
+
+    # A steadily slow network is one cold start, not one per ping.
+    pings = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: not f["slow"], 5, "a fast ping again")["pings_ok"]
+    proxy.set_fault("latency", path_prefix="/api/health", count=3, latency=0.4)
+    found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= pings + 4, 10, "three slow pings")
+    assert found["wakes_sent"] == 2
