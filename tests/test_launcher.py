@@ -1,0 +1,138 @@
+"""The launcher starts each service once, detached, acts only on verified PID files, and leaves nothing behind."""
+
+import fcntl
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from helpers import make_settings
+from sleepguard.exceptions import SettingsError
+from sleepguard.launcher import SERVICES, log_path, start_services, stop_services
+from sleepguard.pidfile import check_service, pid_file_path
+
+FAST = {"BACKUP_INTERVAL": "0.5", "KEEP_ALIVE_INTERVAL": "0.3", "TRIGGER_POLL_INTERVAL": "0.2",
+        "RESTORE_CHECK_INTERVAL": "0.3"}
+OUR_PROGRAMS = tuple(f"{service.name}.py" for service in SERVICES) + ("sleepguard.demo_backend",)
+
+
+def processes_of(data_dir):
+    """Every live service or demo back end whose DATA_DIR is this one (by command line and environment)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        cmdline, environ = process.info["cmdline"] or [], process.info["environ"] or {}
+        if not any(Path(arg).name in OUR_PROGRAMS for arg in cmdline):
+            continue
+        if environ.get("DATA_DIR") and Path(environ["DATA_DIR"]).resolve() == Path(data_dir).resolve():
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+            except psutil.NoSuchProcess:
+                pass
+    return found
+
+
+def wait_for(condition, seconds=15, step=0.05):
+    """Poll condition() until it is true; fail the test when the deadline passes."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {condition.__name__}"
+        time.sleep(step)
+
+
+def write_pid_file(data_dir, service, process):
+    """A PID file naming process with its true start time, as a service would write it."""
+    pid_file_path(data_dir, service).write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()!r}\n")
+
+
+@pytest.fixture
+def stopped_afterwards(data_dir):
+    """Stop every service and demo of data_dir after the test, and fail if any process of ours is left."""
+    yield
+    stop_services(make_settings(data_dir))
+    leftovers = processes_of(data_dir)
+    for process in leftovers:
+        process.kill()
+    assert not leftovers, f"processes left running: {leftovers}"
+
+
+@pytest.fixture
+def sleeper():
+    """A live process that is not ours: `sleep 60`."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()
+
+
+def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, stopped_afterwards):
+    settings = make_settings(data_dir, demo_backend.url, **FAST)
+    first = start_services(settings)
+    assert first.exit_code == 0, first.lines
+    pids = {service.name: check_service(data_dir, service.name).pid for service in SERVICES}
+    assert all(check_service(data_dir, name).state == "running" for name in pids)
+    assert sorted(p.pid for p in processes_of(data_dir)) == sorted(pids.values())
+    for service in SERVICES:
+        assert os.stat(log_path(data_dir, service)).st_mode & 0o777 == 0o600
+        assert os.getsid(pids[service.name]) != os.getsid(0), "a detached service has a session of its own"
+
+    second = start_services(settings)
+    assert second.exit_code == 0
+    assert "all three services were already running: nothing started" in second.lines
+    assert {service.name: check_service(data_dir, service.name).pid for service in SERVICES} == pids
+
+    stopped = stop_services(settings)
+    assert stopped.exit_code == 0
+    assert [line for line in stopped.lines if "stopped (PID" in line] == \
+        [f"{name}: stopped (PID {pid})" for name, pid in pids.items()]
+    assert processes_of(data_dir) == []
+    assert all(not pid_file_path(data_dir, name).exists() for name in pids)
+
+
+def test_stop_never_signals_a_foreign_process_and_start_replaces_stale_files(data_dir, demo_backend, sleeper,
+                                                                             stopped_afterwards):
+    dead = subprocess.Popen(["true"])
+    write_pid_file(data_dir, "keep_alive_super_aggressive", dead)
+    dead.wait()
+    write_pid_file(data_dir, "auto_backup_super_aggressive", sleeper)
+    settings = make_settings(data_dir, demo_backend.url, **FAST)
+
+    stopped = stop_services(settings)
+    assert sleeper.poll() is None, "the stop signalled a process that is not ours"
+    assert any("auto_backup_super_aggressive: not running" in line and "another program (sleep)" in line
+               for line in stopped.lines), stopped.lines
+    assert any("keep_alive_super_aggressive: not running" in line and "is not running" in line
+               for line in stopped.lines), stopped.lines
+
+    write_pid_file(data_dir, "auto_backup_super_aggressive", sleeper)
+    started = start_services(settings)
+    assert started.exit_code == 0, started.lines
+    assert all(check_service(data_dir, service.name).state == "running" for service in SERVICES)
+    assert check_service(data_dir, "auto_backup_super_aggressive").pid != sleeper.pid
+    stop_services(settings)
+    assert sleeper.poll() is None
+
+
+def test_a_service_that_exits_at_once_is_reported_with_its_log(data_dir, demo_backend, stopped_afterwards):
+    # Someone else holds the backup service's PID file lock: the service must refuse to start.
+    path = pid_file_path(data_dir, "auto_backup_super_aggressive")
+    with open(path, "w") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write(f"{os.getpid()}\n{psutil.Process().create_time()!r}\n")
+        held.flush()
+        report = start_services(make_settings(data_dir, demo_backend.url, **FAST))
+    assert report.exit_code == 1
+    text = "\n".join(report.lines)
+    assert "auto_backup_super_aggressive exited at once" in text
+    assert "already running" in text.split("exited at once", 1)[1], text
+    assert check_service(data_dir, "keep_alive_super_aggressive").state == "running"
+    assert check_service(data_dir, "auto_restore_service").state == "running"
+
+
+def test_no_backend_url_explains_what_to_set(data_dir):
+    with pytest.raises(SettingsError, match="BACKEND_URL.*--demo"):
+        start_services(make_settings(data_dir))
+    assert processes_of(data_dir) == []

@@ -1,0 +1,153 @@
+"""start_all_super_services.py as the owner runs it: start, status, kill -9, restart, stop, --demo, --foreground."""
+
+import json
+import signal
+import subprocess
+import sys
+
+import psutil
+
+from helpers import PROJECT_DIR, command_env, run_command
+from sleepguard.launcher import SERVICES, log_path
+from sleepguard.pidfile import check_service, pid_file_path
+from test_launcher import FAST, processes_of, stopped_afterwards, wait_for  # noqa: F401 (fixture)
+
+START = "start_all_super_services.py"
+STATUS = "backup_status.py"
+NAMES = [service.name for service in SERVICES]
+
+
+def running_pids(data_dir):
+    return {name: check_service(data_dir, name).pid for name in NAMES
+            if check_service(data_dir, name).state == "running"}
+
+
+def test_start_status_kill_start_stop(data_dir, demo_backend, stopped_afterwards):
+    env = command_env(data_dir, demo_backend.url, **FAST)
+    started = run_command(START, env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    pids = running_pids(data_dir)
+    assert sorted(pids) == sorted(NAMES)
+    for name in NAMES:
+        assert f"{name}  " in started.stdout and str(pids[name]) in started.stdout
+    assert "python3 backup_status.py" in started.stdout
+    assert f"tail -F {data_dir.resolve() / 'auto_restore.log'}" in started.stdout
+
+    again = run_command(START, env=env)
+    assert again.returncode == 0
+    assert again.stdout.count("  already running  ") == 3, again.stdout
+    assert running_pids(data_dir) == pids
+    assert len(processes_of(data_dir)) == 3
+
+    def status_says_protected():
+        return run_command(STATUS, env=env).returncode == 0
+
+    wait_for(status_says_protected)
+    as_json = json.loads(run_command(STATUS, "--json", env=env).stdout)
+    assert as_json["protected"] is True and as_json["last_good_backup"]["fresh"] is True
+    assert [service["state"] for service in as_json["services"]] == ["running"] * 3
+
+    psutil.Process(pids["auto_backup_super_aggressive"]).kill()
+    killed = run_command(STATUS, env=env)
+    assert killed.returncode == 1
+    assert f"auto_backup_super_aggressive is not running (stale PID file: PID {pids['auto_backup_super_aggressive']} " \
+           "is not running" in killed.stdout, killed.stdout
+
+    restarted = run_command(START, env=env)
+    assert restarted.returncode == 0, restarted.stdout
+    assert restarted.stdout.count("  already running  ") == 2 and restarted.stdout.count("  started  ") == 1
+    new_pids = running_pids(data_dir)
+    assert new_pids["auto_backup_super_aggressive"] != pids["auto_backup_super_aggressive"]
+
+    stopped = run_command(START, "--stop", env=env)
+    assert stopped.returncode == 0
+    for name in NAMES:
+        assert f"{name}: stopped (PID {new_pids[name]})" in stopped.stdout
+    after = run_command(STATUS, "--json", env=env)
+    assert after.returncode == 1
+    assert [service["state"] for service in json.loads(after.stdout)["services"]] == ["stopped"] * 3
+    assert processes_of(data_dir) == []
+
+
+def test_twenty_launchers_at_once_start_each_service_once(data_dir, demo_backend, stopped_afterwards):
+    env = command_env(data_dir, demo_backend.url, **FAST)
+    launchers = [subprocess.Popen([sys.executable, str(PROJECT_DIR / START)], cwd=PROJECT_DIR, env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(20)]
+    outputs = [launcher.communicate(timeout=90) for launcher in launchers]
+    assert [launcher.returncode for launcher in launchers] == [0] * 20, outputs
+    scripts = sorted(arg.rsplit("/", 1)[-1] for process in processes_of(data_dir) for arg in process.cmdline()
+                     if arg.endswith(".py"))
+    assert scripts == sorted(f"{name}.py" for name in NAMES)
+    stdout = [out for out, _err in outputs]
+    assert sum(out.count(" started ") for out in stdout) == 3, stdout
+    assert sum("all three services were already running: nothing started" in out for out in stdout) == 19
+    # The launchers took turns: none spawned a copy that then had to refuse to run.
+    for service in SERVICES:
+        log = log_path(data_dir, service).read_text()
+        assert log.count(f"{service.name} started (PID") == 1 and "not starting" not in log, log
+
+
+def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
+    env = command_env(data_dir, "", **FAST)
+    started = run_command(START, "--demo", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    assert "demo back end started at http://127.0.0.1:" in started.stdout
+    demo_pid = int(pid_file_path(data_dir, "demo_backend").read_text().split()[0])
+    assert "sleepguard.demo_backend" in psutil.Process(demo_pid).cmdline()
+
+    def seeded_shop_backed_up():
+        status = json.loads(run_command(STATUS, "--json", env=env).stdout)
+        backup = status["last_good_backup"]
+        return backup is not None and backup["counts"]["users"] == 1 and backup["counts"]["customers"] == 5
+
+    wait_for(seeded_shop_backed_up)
+    status = run_command(STATUS, env=env)
+    assert "(demo)  reachable" in status.stdout
+    assert "1 users, 5 customers" in status.stdout
+
+    stopped = run_command(START, "--stop", env=env)
+    assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout
+    assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
+    assert not (data_dir / "demo_backend.url").exists()
+    assert processes_of(data_dir) == []
+
+
+def test_without_backend_url_it_says_what_to_set(data_dir):
+    result = run_command(START, env=command_env(data_dir, ""))
+    assert result.returncode == 2
+    assert "BACKEND_URL is not set" in result.stderr and "--demo" in result.stderr
+    assert result.stderr.strip().count("\n") <= 1 and result.stdout == ""
+    assert processes_of(data_dir) == []
+
+
+def test_foreground_restarts_a_killed_child_and_ends_them_all(data_dir, demo_backend, tmp_path, stopped_afterwards):
+    env = command_env(data_dir, demo_backend.url, **FAST)
+    with open(tmp_path / "supervisor.log", "w+") as output:
+        supervisor = subprocess.Popen([sys.executable, str(PROJECT_DIR / START), "--foreground"], cwd=PROJECT_DIR,
+                                      env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        children = []
+        try:
+            wait_for(lambda: len(running_pids(data_dir)) == 3)
+            pids = running_pids(data_dir)
+            assert {child.pid for child in psutil.Process(supervisor.pid).children()} == set(pids.values())
+
+            psutil.Process(pids["auto_restore_service"]).kill()
+
+            def killed_child_is_back():
+                now = running_pids(data_dir).get("auto_restore_service")
+                return now is not None and now != pids["auto_restore_service"]
+
+            wait_for(killed_child_is_back)
+            children = psutil.Process(supervisor.pid).children()
+            assert len(children) == 3
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            assert supervisor.wait(20) == 0
+        gone, alive = psutil.wait_procs(children, timeout=5)
+        assert alive == []
+        output.seek(0)
+        log = output.read()
+    assert "auto_restore_service exited with code -9" in log and "restarting in 1 s" in log, log
+    assert log.count("received SIGTERM: stopping the services") == 1
+    assert running_pids(data_dir) == {}
+    assert processes_of(data_dir) == []

@@ -1,0 +1,109 @@
+"""The status screen tells the truth: stale PID files, old backups, held suspects, PINs to hand out by e-mail only."""
+
+import json
+import os
+import subprocess
+
+from helpers import make_settings, seed_shop
+from sleepguard.backup import take_backup
+from sleepguard.pins import record_restored_pins
+from sleepguard.runner import state_file_path
+from sleepguard.status import collect_status, format_status
+from sleepguard.store import BackupStore
+from test_launcher import sleeper, wait_for, write_pid_file  # noqa: F401 (fixture)
+
+
+def test_nothing_on_disk_and_no_back_end(tmp_path):
+    data_dir = tmp_path / "never-created"
+    status = collect_status(make_settings(data_dir))
+    assert status["protected"] is False
+    assert status["last_good_backup"] is None
+    assert status["backend"]["configured"] is False
+    assert [service["state"] for service in status["services"]] == ["stopped"] * 3
+    screen = format_status(status)
+    assert "no backup yet" in screen and "not configured" in screen and screen.endswith("NOT PROTECTED")
+    json.dumps(status)
+    assert not data_dir.exists(), "a status look must not create anything"
+
+
+def test_stale_pid_files_are_reported_with_the_reason(data_dir, sleeper):
+    dead = subprocess.Popen(["true"])
+    write_pid_file(data_dir, "keep_alive_super_aggressive", dead)
+    dead.wait()
+    write_pid_file(data_dir, "auto_restore_service", sleeper)
+    status = collect_status(make_settings(data_dir))
+    states = {service["service"]: (service["state"], service["reason"]) for service in status["services"]}
+    assert states["keep_alive_super_aggressive"] == ("stale", f"PID {dead.pid} is not running")
+    assert states["auto_restore_service"] == ("stale", f"PID {sleeper.pid} is another program (sleep)")
+    assert states["auto_backup_super_aggressive"] == ("stopped", "no PID file")
+    screen = format_status(status)
+    assert f"STALE PID file: PID {sleeper.pid} is another program (sleep)" in screen
+    assert f"auto_restore_service is not running (stale PID file: PID {sleeper.pid} is another program (sleep))" \
+        in status["warnings"]
+    assert sleeper.poll() is None
+
+
+def test_a_backup_older_than_three_intervals_is_not_fresh(data_dir, demo_backend):
+    seed_shop(demo_backend.url, users=2, customers=2)
+    assert take_backup(make_settings(data_dir, demo_backend.url)).kind == "good"
+    backup = collect_status(make_settings(data_dir, demo_backend.url, BACKUP_INTERVAL="60"))["last_good_backup"]
+    assert backup["fresh"] is True and backup["checksum_ok"] is True
+    assert backup["counts"] == {"users": 2, "customers": 4, "orders": 4}
+
+    quick = make_settings(data_dir, demo_backend.url, BACKUP_INTERVAL="0.05")
+
+    def backup_is_stale():
+        return not collect_status(quick)["last_good_backup"]["fresh"]
+
+    wait_for(backup_is_stale)
+    status = collect_status(quick)
+    assert any("more than 3 × BACKUP_INTERVAL" in warning for warning in status["warnings"])
+    assert status["protected"] is False
+
+    # An unchanged read touches data_backup.json: that counts as verified now.
+    os.utime(BackupStore(quick).latest_path)
+    touched = collect_status(make_settings(data_dir, demo_backend.url, BACKUP_INTERVAL="60"))["last_good_backup"]
+    assert touched["verified_at"] >= touched["created_at"] and touched["age_seconds"] < 5
+
+
+def test_suspects_held_and_pins_to_hand_out_are_warned_by_email_only(data_dir, demo_backend):
+    settings = make_settings(data_dir, demo_backend.url)
+    seed_shop(demo_backend.url, users=2, customers=2)
+    assert take_backup(settings).kind == "good"
+    demo_backend.sleep_now()
+    assert take_backup(settings).kind == "suspect"
+    record_restored_pins(data_dir, {"owner1@example.com": "73194062"})
+
+    status = collect_status(settings)
+    assert len(status["suspects_held"]) == 1
+    assert any("suspect read(s) held aside" in warning and "--accept-shrink" in warning
+               for warning in status["warnings"])
+    assert status["pins_to_hand_out"] == ["owner1@example.com"]
+    assert any("new PINs to hand out to owner1@example.com" in warning for warning in status["warnings"])
+    for text in (json.dumps(status), format_status(status)):
+        assert "73194062" not in text
+
+
+def test_back_end_reachability_is_one_quick_health_call(data_dir, demo_backend):
+    reachable = collect_status(make_settings(data_dir, demo_backend.url))["backend"]
+    assert reachable["reachable"] is True and reachable["health"] == "healthy"
+    assert 0 <= reachable["latency_seconds"] < 5
+
+    demo_backend.stop()
+    gone = collect_status(make_settings(data_dir, demo_backend.url))
+    assert gone["backend"]["reachable"] is False and "connection refused" in gone["backend"]["error"]
+    assert any(warning.startswith("the back end did not answer") for warning in gone["warnings"])
+    assert "NOT reachable" in format_status(gone)
+
+
+def test_the_token_is_scrubbed_even_from_another_process_state_file(data_dir):
+    canary = "canary-token-5b7c1d"
+    state_file_path(data_dir, "auto_backup_super_aggressive").write_text(json.dumps(
+        {"service": "auto_backup_super_aggressive", "last_run_at": "2026-01-01T00:00:00Z", "last_outcome": "failed",
+         "last_summary": f"refused: Bearer {canary}", "last_figures": {"note": canary}}))
+    settings = make_settings(data_dir, "http://127.0.0.1:9", BACKEND_MODE="snapshot", API_TOKEN=canary,
+                             CONNECT_TIMEOUT="0.5")
+    status = collect_status(settings)
+    for text in (json.dumps(status), format_status(status)):
+        assert canary not in text
+    assert "refused: Bearer ***" in format_status(status)
