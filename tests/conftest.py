@@ -93,3 +93,27 @@ def clean_settings_env(monkeypatch, tmp_path):
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("ENV_FILE", str(tmp_path / "no-such.env"))
+
+
+def pytest_addoption(parser):
+    parser.addoption("--long", action="store_true", default=False,
+                     help="also run the long variants (60 s cold start, a longer soak)")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "long: a long variant, run only with --long")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--long"):
+        return
+    skip_long = pytest.mark.skip(reason="long variant: run with --long")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip_long)
+
+
+@pytest.fixture
+def long_run(request):
+    """True when pytest was given --long: tests scale their cycles up."""
+    return request.config.getoption("--long")
