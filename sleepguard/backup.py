@@ -41,7 +41,8 @@ def describe(outcome):
             f"{LATEST_NAME} untouched. {outcome.reason}")
 
 
-def _size_text(size):
+def size_text(size):
+    """A byte count as a person reads it: 812 B, 45.3 kB, 2.1 MB."""
     if size < 1000:
         return f"{size} B"
     if size < 1_000_000:
@@ -57,7 +58,7 @@ def format_backup_list(entries):
     for entry in entries:
         counts = entry.counts or {}
         rows.append((entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.kind, str(counts.get("users", "-")),
-                     str(counts.get("customers", "-")), _size_text(entry.size), entry.path.name,
+                     str(counts.get("customers", "-")), size_text(entry.size), entry.path.name,
                      "ok" if entry.ok else f"BAD: {entry.error}"))
     # The checksum column goes last: a reason may be long and needs no padding.
     widths = [max(len(row[column]) for row in rows) for column in range(6)]

@@ -24,6 +24,17 @@ def utc_now_iso():
     return datetime.now(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
+def parse_utc_time(text):
+    """An ISO-8601 time as aware UTC; None when missing or not a time (a zone-less time is UTC)."""
+    if not isinstance(text, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
 def canonical_json(value):
     """One byte form per content, so equal content always has an equal checksum."""
     return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode("utf-8")

@@ -14,14 +14,15 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from . import auto_backup, auto_restore, keep_alive
-from .backup import _size_text
+from .backup import size_text
 from .client import BackendClient
 from .exceptions import BackendError, PinFileError
 from .launcher import SERVICES, log_path, running_demo_url
 from .pidfile import check_service
 from .pins import RESTORED_PINS_NAME, pending_pins
 from .runner import read_state
-from .store import BackupStore, _parse_time
+from .snapshot import parse_utc_time
+from .store import BackupStore
 
 STALE_AFTER_INTERVALS = 3
 HEALTH_CONNECT_TIMEOUT = 3.0
@@ -131,7 +132,7 @@ def _backup_status(settings, now: datetime) -> tuple[dict | None, dict, list]:
     if good is None:
         return None, history, suspects
     path = Path(good.meta["path"])
-    created = _parse_time(good.meta.get("created_at"))
+    created = parse_utc_time(good.meta.get("created_at"))
     # An unchanged read only touches data_backup.json: its mtime says when the data was last verified.
     verified = created
     if path == store.latest_path:
@@ -238,7 +239,7 @@ def _ago(seconds) -> str:
 
 def _when(text, now: datetime) -> str:
     """An ISO time from a file, as 'YYYY-MM-DD HH:MM:SS UTC (42 s ago)'."""
-    moment = _parse_time(text)
+    moment = parse_utc_time(text)
     if moment is None:
         return "never"
     return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC ({_ago((now - moment).total_seconds())} ago)"
@@ -289,7 +290,7 @@ def _backup_lines(status: dict, now: datetime) -> list[str]:
         lines = [f"last backup  {backup['file']}: {_counts_text(backup['counts'])}, checksum ok",
                  f"             created {_when(backup['created_at'], now)}, "
                  f"verified {_when(backup['verified_at'], now)}"]
-    lines.append(f"history      {history['files']} files, {_size_text(history['bytes'])} in {history['folder']}"
+    lines.append(f"history      {history['files']} files, {size_text(history['bytes'])} in {history['folder']}"
                  + (f"; {history['suspect_files']} suspect reads kept aside" if history["suspect_files"] else ""))
     restore = status["last_restore"]
     if restore["at"] or restore["what"]:
@@ -301,7 +302,7 @@ def _backup_lines(status: dict, now: datetime) -> list[str]:
 
 def format_status(status: dict) -> str:
     """The status as one screen of text."""
-    now = _parse_time(status["checked_at"]) or datetime.now(timezone.utc)
+    now = parse_utc_time(status["checked_at"]) or datetime.now(timezone.utc)
     lines = [f"sleepguard status at {now:%Y-%m-%d %H:%M:%S} UTC, DATA_DIR {status['data_dir']}"]
     lines += _backend_lines(status["backend"], now)
     lines += _service_lines(status["services"], now)

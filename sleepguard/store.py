@@ -18,7 +18,7 @@ from pathlib import Path
 
 from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, write_atomic, write_json_atomic
 from .exceptions import BackupFileError
-from .snapshot import Snapshot, parse_backup, utc_now_iso
+from .snapshot import Snapshot, parse_backup, parse_utc_time, utc_now_iso
 from .wipe import Judgement, judge_read
 
 log = logging.getLogger(__name__)
@@ -69,17 +69,6 @@ class _Found:
     data: bytes
 
 
-def _parse_time(text):
-    """An ISO-8601 time as aware UTC; None when missing or not a time (a zone-less time is UTC)."""
-    if not isinstance(text, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
-
-
 def _name_order(path):
     """(created time, counter) from one of our file names; None for a name that is not ours."""
     match = _OUR_NAME.match(path.name)
@@ -118,10 +107,10 @@ def _checksum_of(path):
 
 def _stamped(snapshot):
     """The snapshot with a created_at (now, if the read carried none) and that time."""
-    created = _parse_time(snapshot.meta.get("created_at"))
+    created = parse_utc_time(snapshot.meta.get("created_at"))
     if created is None:
         snapshot = dataclasses.replace(snapshot, meta={**snapshot.meta, "created_at": utc_now_iso()})
-        created = _parse_time(snapshot.meta["created_at"])
+        created = parse_utc_time(snapshot.meta["created_at"])
     return snapshot, created
 
 
@@ -190,7 +179,7 @@ def _entry(path, kind):
     if order is not None:
         created = order[0]
     else:  # not a name of ours (a legacy or damaged file): its own time, else when it was written
-        created = (snapshot and _parse_time(snapshot.meta.get("created_at"))) \
+        created = (snapshot and parse_utc_time(snapshot.meta.get("created_at"))) \
             or datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
     return BackupEntry(path, kind, created, size, snapshot.counts() if snapshot else None, error)
 
@@ -249,7 +238,7 @@ class BackupStore:
     def held_suspects(self):
         """Suspect reads newer than the latest good backup: the status screen warns about them."""
         found = self._find_latest_good()
-        since = found and _parse_time(found.snapshot.meta.get("created_at"))
+        since = found and parse_utc_time(found.snapshot.meta.get("created_at"))
         return [_entry(path, "suspect") for path, created in _our_files(self.suspect_dir, "suspect")
                 if since is None or created > since]
 

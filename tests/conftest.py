@@ -8,7 +8,9 @@ import threading
 import pytest
 import requests
 
-from helpers import PROJECT_DIR
+from helpers import PROJECT_DIR, make_settings
+from service_helpers import processes_of
+from sleepguard.launcher import stop_services
 from sleepguard.settings import SETTINGS
 
 DEMO_TOKEN = "demo-test-token-5e1f"
@@ -117,3 +119,23 @@ def pytest_collection_modifyitems(config, items):
 def long_run(request):
     """True when pytest was given --long: tests scale their cycles up."""
     return request.config.getoption("--long")
+
+
+@pytest.fixture
+def stopped_afterwards(data_dir):
+    """Stop every service and demo of data_dir after the test, and fail if any process of ours is left."""
+    yield
+    stop_services(make_settings(data_dir))
+    leftovers = processes_of(data_dir)
+    for process in leftovers:
+        process.kill()
+    assert not leftovers, f"processes left running: {leftovers}"
+
+
+@pytest.fixture
+def sleeper():
+    """A live process that is not ours: `sleep 60`."""
+    process = subprocess.Popen(["sleep", "60"])
+    yield process
+    process.kill()
+    process.wait()

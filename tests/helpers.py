@@ -70,3 +70,31 @@ def command_env(data_dir, backend_url="", **overrides):
                 "RETRY_BACKOFF": "0.05", "RETRIES": "2", "ENV_FILE": str(Path(data_dir).parent / "no-such.env")})
     env.update({k.upper(): str(v) for k, v in overrides.items()})
     return env
+
+
+GUESSES = ("0000", "1234", "000000", "123456")
+
+
+def shop_view(state):
+    """{owner e-mail: {customer name: (money given, total spent, orders)}} from the admin state: who owns what."""
+    email_of = {user["id"]: user["email"] for user in state["users"]}
+    view = {email: {} for email in email_of.values()}
+    for customer in state["customers"]:
+        view[email_of[customer["user_id"]]][customer["name"]] = (
+            customer["money_given"], customer["total_spent"], customer["orders"])
+    return view
+
+
+def sorted_state(state):
+    """The admin state with its lists in one order, so equal content compares equal."""
+    return {key: sorted(value, key=lambda record: record["id"]) for key, value in state.items()}
+
+
+def customer_count(state):
+    return len(state["customers"])
+
+
+def signs_in(url, email, pin):
+    answer = requests.post(f"{url}/api/users/signin", json={"email": email, "pin": pin}, timeout=10)
+    assert answer.status_code in (200, 401), answer.text
+    return answer.status_code == 200

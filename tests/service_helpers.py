@@ -6,11 +6,15 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
+import psutil
 import requests
 
 from helpers import PROJECT_DIR
 from sleepguard.exceptions import BackupFileError
+from sleepguard.launcher import SERVICES
+from sleepguard.pidfile import pid_file_path
 from sleepguard.runner import read_state
 from sleepguard.snapshot import parse_backup
 
@@ -156,3 +160,34 @@ def assert_one_line_error(result, command, *words):
     for word in words:
         assert word in lines[0]
     assert result.stdout == ""
+
+
+FAST = {"BACKUP_INTERVAL": "0.5", "KEEP_ALIVE_INTERVAL": "0.3", "TRIGGER_POLL_INTERVAL": "0.2",
+        "RESTORE_CHECK_INTERVAL": "0.3"}
+OUR_PROGRAMS = tuple(f"{service.name}.py" for service in SERVICES) + ("sleepguard.demo_backend",)
+
+
+def processes_of(data_dir):
+    """Every live service or demo back end whose DATA_DIR is this one (by command line and environment)."""
+    found = []
+    for process in psutil.process_iter(["cmdline", "environ"]):
+        cmdline, environ = process.info["cmdline"] or [], process.info["environ"] or {}
+        if not any(Path(arg).name in OUR_PROGRAMS for arg in cmdline):
+            continue
+        if environ.get("DATA_DIR") and Path(environ["DATA_DIR"]).resolve() == Path(data_dir).resolve():
+            try:
+                if process.status() != psutil.STATUS_ZOMBIE:
+                    found.append(process)
+            except psutil.NoSuchProcess:
+                pass
+    return found
+
+
+def wait_for(condition, seconds=15):
+    """Poll condition() until it is true; fail the test when the deadline passes."""
+    return wait_until(condition, seconds, condition.__name__)
+
+
+def write_pid_file(data_dir, service, process):
+    """A PID file naming process with its true start time, as a service would write it."""
+    pid_file_path(data_dir, service).write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()!r}\n")

@@ -4,7 +4,7 @@ import json
 
 from helpers import command_env, run_command, seed_shop
 from sleepguard.pins import record_restored_pins
-from test_launcher import FAST, stopped_afterwards, wait_for  # noqa: F401 (fixture)
+from service_helpers import FAST, wait_for
 
 STATUS = "backup_status.py"
 CANARY = "canary-3f9a61e2d7"

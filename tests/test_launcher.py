@@ -3,70 +3,15 @@
 import fcntl
 import os
 import subprocess
-import time
-from pathlib import Path
 
 import psutil
 import pytest
 
 from helpers import make_settings
+from service_helpers import FAST, processes_of, write_pid_file
 from sleepguard.exceptions import SettingsError
 from sleepguard.launcher import SERVICES, log_path, start_services, stop_services
 from sleepguard.pidfile import check_service, pid_file_path
-
-FAST = {"BACKUP_INTERVAL": "0.5", "KEEP_ALIVE_INTERVAL": "0.3", "TRIGGER_POLL_INTERVAL": "0.2",
-        "RESTORE_CHECK_INTERVAL": "0.3"}
-OUR_PROGRAMS = tuple(f"{service.name}.py" for service in SERVICES) + ("sleepguard.demo_backend",)
-
-
-def processes_of(data_dir):
-    """Every live service or demo back end whose DATA_DIR is this one (by command line and environment)."""
-    found = []
-    for process in psutil.process_iter(["cmdline", "environ"]):
-        cmdline, environ = process.info["cmdline"] or [], process.info["environ"] or {}
-        if not any(Path(arg).name in OUR_PROGRAMS for arg in cmdline):
-            continue
-        if environ.get("DATA_DIR") and Path(environ["DATA_DIR"]).resolve() == Path(data_dir).resolve():
-            try:
-                if process.status() != psutil.STATUS_ZOMBIE:
-                    found.append(process)
-            except psutil.NoSuchProcess:
-                pass
-    return found
-
-
-def wait_for(condition, seconds=15, step=0.05):
-    """Poll condition() until it is true; fail the test when the deadline passes."""
-    deadline = time.monotonic() + seconds
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out after {seconds} s waiting for {condition.__name__}"
-        time.sleep(step)
-
-
-def write_pid_file(data_dir, service, process):
-    """A PID file naming process with its true start time, as a service would write it."""
-    pid_file_path(data_dir, service).write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()!r}\n")
-
-
-@pytest.fixture
-def stopped_afterwards(data_dir):
-    """Stop every service and demo of data_dir after the test, and fail if any process of ours is left."""
-    yield
-    stop_services(make_settings(data_dir))
-    leftovers = processes_of(data_dir)
-    for process in leftovers:
-        process.kill()
-    assert not leftovers, f"processes left running: {leftovers}"
-
-
-@pytest.fixture
-def sleeper():
-    """A live process that is not ours: `sleep 60`."""
-    process = subprocess.Popen(["sleep", "60"])
-    yield process
-    process.kill()
-    process.wait()
-
 
 def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, stopped_afterwards):
     settings = make_settings(data_dir, demo_backend.url, **FAST)

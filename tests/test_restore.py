@@ -9,41 +9,13 @@ import requests
 
 from conftest import DEMO_TOKEN
 from fault_proxy import FaultProxy
-from helpers import make_settings, seed_shop
+from helpers import GUESSES, customer_count, make_settings, seed_shop, shop_view, signs_in, sorted_state
 from sleepguard.backup import take_backup
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import RestoreError
 from sleepguard.pins import pending_pins, read_restored_pins, restored_pins_path
 from sleepguard.restore import apply_plan, describe_plan, plan_restore, restore_now, verify_restore
 from sleepguard.snapshot import Snapshot, parse_backup
-
-GUESSES = ("0000", "1234", "000000", "123456")
-
-
-def shop_view(state):
-    """{owner e-mail: {customer name: (money given, total spent, orders)}} from the admin state: who owns what."""
-    email_of = {user["id"]: user["email"] for user in state["users"]}
-    view = {email: {} for email in email_of.values()}
-    for customer in state["customers"]:
-        view[email_of[customer["user_id"]]][customer["name"]] = (
-            customer["money_given"], customer["total_spent"], customer["orders"])
-    return view
-
-
-def sorted_state(state):
-    """The admin state with its lists in one order, so equal content compares equal."""
-    return {key: sorted(value, key=lambda record: record["id"]) for key, value in state.items()}
-
-
-def customer_count(state):
-    return len(state["customers"])
-
-
-def signs_in(url, email, pin):
-    answer = requests.post(f"{url}/api/users/signin", json={"email": email, "pin": pin}, timeout=10)
-    assert answer.status_code in (200, 401), answer.text
-    return answer.status_code == 200
-
 
 def write_pins_file(settings, shop, mode=0o600):
     settings.pins_file.write_text(json.dumps({email: owner["pin"] for email, owner in shop.items()}))

@@ -3,10 +3,9 @@
 import json
 import os
 
-from helpers import command_env, make_settings, run_command, seed_shop
+from helpers import GUESSES, command_env, customer_count, make_settings, run_command, seed_shop, shop_view, signs_in
 from sleepguard.backup import take_backup
 from sleepguard.pins import read_restored_pins, restored_pins_path
-from test_restore import GUESSES, customer_count, shop_view, signs_in
 
 COMMAND = "restore_simple.py"
 

@@ -10,7 +10,7 @@ import psutil
 from helpers import PROJECT_DIR, command_env, run_command
 from sleepguard.launcher import SERVICES, log_path
 from sleepguard.pidfile import check_service, pid_file_path
-from test_launcher import FAST, processes_of, stopped_afterwards, wait_for  # noqa: F401 (fixture)
+from service_helpers import FAST, processes_of, wait_for
 
 START = "start_all_super_services.py"
 STATUS = "backup_status.py"

@@ -10,7 +10,7 @@ from sleepguard.pins import record_restored_pins
 from sleepguard.runner import state_file_path
 from sleepguard.status import collect_status, format_status
 from sleepguard.store import BackupStore
-from test_launcher import sleeper, wait_for, write_pid_file  # noqa: F401 (fixture)
+from service_helpers import wait_for, write_pid_file
 
 
 def test_nothing_on_disk_and_no_back_end(tmp_path):
