@@ -2,17 +2,27 @@
 
 import json
 import os
+import re
 import tempfile
+import time
 from pathlib import Path
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
+# write_atomic's temp files: .<target name>.<mkstemp's 8 random characters>.tmp
+TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
+# No write of ours takes this long: an older temp file is the leftover of a write that was killed.
+STALE_TEMP_SECONDS = 60
 
 
 def ensure_private_dir(path):
     """Create the folder (and parents) if needed and make it readable by the owner only."""
     path = Path(path)
-    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    # Parents we create are private too (mkdir's parents=True would follow the umask): a world-writable
+    # parent would let anyone move the folder away and put another in its place.
+    for missing in reversed([folder for folder in (path, *path.parents) if not folder.exists()]):
+        missing.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        os.chmod(missing, PRIVATE_DIR_MODE)
     os.chmod(path, PRIVATE_DIR_MODE)
     return path
 
@@ -46,7 +56,32 @@ def write_atomic(path, data):
     fsync_dir(path.parent)
 
 
+def remove_stale_temp_files(folder, older_than=STALE_TEMP_SECONDS):
+    """Delete the temp files of writes killed mid-way (older than older_than seconds), so they do not pile up."""
+    removed = []
+    cutoff = time.time() - older_than
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return removed
+    for entry in entries:
+        if not TEMP_NAME.match(entry.name):
+            continue
+        try:
+            if entry.is_file(follow_symlinks=False) and entry.stat(follow_symlinks=False).st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed.append(entry.name)
+        except OSError:
+            # Best effort: a leftover that cannot go now (gone already, a read-only disk) is tried again next time.
+            continue
+    return removed
+
+
+def json_bytes(obj):
+    """obj as the pretty UTF-8 JSON bytes every JSON file of ours holds."""
+    return (json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n").encode("utf-8")
+
+
 def write_json_atomic(path, obj):
     """Write obj as pretty UTF-8 JSON, atomically."""
-    text = json.dumps(obj, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
-    write_atomic(path, text.encode("utf-8"))
+    write_atomic(path, json_bytes(obj))

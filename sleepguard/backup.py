@@ -19,7 +19,11 @@ def take_backup(settings, accept_shrink=False):
     except BackendError as exc:
         outcome = BackupOutcome("failed", str(exc))
     else:
-        outcome = BackupStore(settings).record(snapshot, accept_shrink=accept_shrink)
+        try:
+            outcome = BackupStore(settings).record(snapshot, accept_shrink=accept_shrink)
+        except OSError as exc:
+            # A full or read-only disk: every write is atomic, so the last good backup is as it was.
+            outcome = BackupOutcome("failed", f"could not write to {settings.data_dir}: {exc.strerror or exc}")
     outcome.seconds = time.monotonic() - started
     level = logging.INFO if outcome.kind in ("good", "unchanged") else logging.WARNING
     log.log(level, "%s", describe(outcome))

@@ -11,12 +11,14 @@ import fcntl
 import logging
 import os
 import re
+import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, write_atomic, write_json_atomic
+from .atomicfile import (PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, json_bytes, remove_stale_temp_files,
+                         write_atomic, write_json_atomic)
 from .exceptions import BackupFileError
 from .snapshot import Snapshot, parse_backup, parse_utc_time, utc_now_iso
 from .wipe import Judgement, judge_read
@@ -28,6 +30,10 @@ HISTORY_FOLDER = "auto_backups_super"
 SUSPECT_FOLDER = "suspect"
 LOCK_NAME = ".store.lock"
 STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+# Parsing JSON takes several times its size in memory: a larger file is refused before it is read.
+# A family shop's backup is a few MB; the writer refuses to write a backup above this, so we never
+# keep one we could not read back.
+MAX_BACKUP_FILE_BYTES = 50 * 1024 * 1024
 # backup-20261129T015105.123456Z-1a2b3c4d.json, with -2, -3... when that name was taken.
 _OUR_NAME = re.compile(r"^(backup|suspect)-(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{8})(?:-(\d+))?\.json$")
 
@@ -77,14 +83,34 @@ def _name_order(path):
     return datetime.strptime(match[2], STAMP_FORMAT).replace(tzinfo=timezone.utc), int(match[4] or 0)
 
 
-def _load(path):
-    """Read and verify one backup file: (snapshot, bytes), or BackupFileError saying what is wrong."""
+def _too_large(size):
+    return f"file is {size} bytes, over the {MAX_BACKUP_FILE_BYTES} a backup file may have"
+
+
+def read_backup_bytes(path):
+    """A backup file's bytes; BackupFileError when missing, unreadable or over MAX_BACKUP_FILE_BYTES."""
     try:
-        data = path.read_bytes()
+        # O_NONBLOCK: a FIFO in its place is refused below instead of hanging the open.
+        with open(os.open(path, os.O_RDONLY | os.O_NONBLOCK), "rb") as handle:
+            info = os.fstat(handle.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise BackupFileError("not a regular file")
+            if info.st_size > MAX_BACKUP_FILE_BYTES:
+                raise BackupFileError(_too_large(info.st_size))
+            # Read at most one byte past the cap: a file growing meanwhile is still refused.
+            data = handle.read(MAX_BACKUP_FILE_BYTES + 1)
     except FileNotFoundError:
         raise BackupFileError("file is missing") from None
     except OSError as exc:
         raise BackupFileError(f"file is unreadable: {exc.strerror}") from None
+    if len(data) > MAX_BACKUP_FILE_BYTES:
+        raise BackupFileError(_too_large(len(data)))
+    return data
+
+
+def _load(path):
+    """Read and verify one backup file: (snapshot, bytes), or BackupFileError saying what is wrong."""
+    data = read_backup_bytes(path)
     return parse_backup(data), data
 
 
@@ -114,6 +140,15 @@ def _stamped(snapshot):
     return snapshot, created
 
 
+def _began_before(snapshot, latest):
+    """True when this read began before the latest good backup's read ended (created_at is a read's end)."""
+    ended, latest_ended = parse_utc_time(snapshot.meta.get("created_at")), parse_utc_time(latest.meta.get("created_at"))
+    took = snapshot.meta.get("duration_seconds")
+    if ended is None or latest_ended is None or not isinstance(took, (int, float)):
+        return False
+    return ended - timedelta(seconds=took) < latest_ended
+
+
 def _free_path(folder, base):
     """folder/base.json, or base-2.json, base-3.json... when taken: names never collide."""
     path, counter = folder / f"{base}.json", 1
@@ -127,8 +162,12 @@ def _write_new(folder, prefix, snapshot):
     """Write the snapshot under a fresh sortable name, prefix-<created>-<sha8>.json; return (path, document)."""
     snapshot, created = _stamped(snapshot)
     document = snapshot.to_document()
+    data = json_bytes(document)
+    if len(data) > MAX_BACKUP_FILE_BYTES:
+        raise BackupFileError(f"this backup would be {len(data)} bytes, over the {MAX_BACKUP_FILE_BYTES} a backup "
+                              "file may have: not written, as it could not be read back")
     path = _free_path(folder, f"{prefix}-{created.strftime(STAMP_FORMAT)}-{snapshot.checksum()[:8]}")
-    write_json_atomic(path, document)
+    write_atomic(path, data)
     return path, document
 
 
@@ -254,9 +293,18 @@ class BackupStore:
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
+            self._remove_stale_temp_files()
             yield
         finally:
             os.close(fd)
+
+    def _remove_stale_temp_files(self):
+        """Temp files of writes killed mid-way would pile up, one per kill: each write clears the old ones."""
+        for folder in (self.data_dir, self.history_dir, self.suspect_dir):
+            removed = remove_stale_temp_files(folder)
+            if removed:
+                log.info("removed %d temp files left by writes that were cut short: %s", len(removed),
+                         ", ".join(sorted(removed)))
 
     def record(self, snapshot, accept_shrink=False):
         """Judge a fresh read against the latest good backup and keep it as good, unchanged or suspect."""
@@ -267,6 +315,12 @@ class BackupStore:
             if judgement.verdict == "unchanged":
                 self._mark_verified(found)
                 return BackupOutcome("unchanged", judgement.reason, judgement, self.latest_path, counts)
+            if judgement.verdict == "deleted" and _began_before(snapshot, found.snapshot):
+                # Two backups at once (the service and manual_backup.py): what this read lacks may have been
+                # added while it ran, not deleted. A read begun after the latest good one decides.
+                return BackupOutcome("unchanged", "this read began before the latest good backup's read ended "
+                                     "and lacks records it has: the latest good backup stays", judgement, found.path,
+                                     counts)
             # A wipe is never promoted, not even when the owner accepts a shrink.
             if judgement.good or (accept_shrink and judgement.verdict == "large_drop"):
                 path = self._write_good(snapshot, found)
