@@ -36,16 +36,18 @@ def _describe_open_bits(mode):
 def _read_private_json(path, what):
     """Read a JSON file only if it is ours and closed to everyone else; None when it does not exist."""
     try:
-        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        # O_NONBLOCK: a FIFO in its place is refused below instead of hanging the open.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOFOLLOW", 0))
     except FileNotFoundError:
         return None
     except OSError as exc:
         raise PinFileError(f"{what} {path} cannot be opened: {exc.strerror}") from None
-    # fstat on the open file, so the file checked is the file read.
+    # fstat on the open file, so the file checked is the file read; before fdopen, which refuses a folder.
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        raise PinFileError(f"{what} {path} is not a regular file")
     with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise PinFileError(f"{what} {path} is not a regular file")
         if info.st_uid != os.getuid():
             raise PinFileError(f"{what} {path} is owned by uid {info.st_uid}, not by us (uid {os.getuid()}): "
                                f"chown it to the user running sleepguard")

@@ -16,7 +16,7 @@ from .client import BackendClient
 from .exceptions import BackendError, BackendRejected, BackendUnreachable, BackupFileError, BadAnswer, RestoreError
 from .pins import load_pins_file, new_random_pin, read_restored_pins, record_restored_pins, restored_pins_path
 from .snapshot import parse_backup
-from .store import BackupStore
+from .store import BackupStore, read_backup_bytes
 
 log = logging.getLogger(__name__)
 
@@ -416,11 +416,7 @@ def choose_backup(settings, file=None, owner_email=None):
     if not path.is_relative_to(data_dir):
         raise RestoreError(f"--file {file} is outside DATA_DIR ({data_dir}): copy it into DATA_DIR first")
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise BackupFileError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        backup = parse_backup(data, owner_email=owner_email)
+        backup = parse_backup(read_backup_bytes(path), owner_email=owner_email)
     except BackupFileError as exc:
         raise BackupFileError(f"{path}: {exc}") from None
     return backup, _describe_source(backup, path)

@@ -13,23 +13,29 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DEFAULT_ENV_FILE = PROJECT_DIR / ".env"
 
 
+# Longer waits overflow the socket and select() timeouts (a traceback instead of a wait): a week is plenty.
+MAX_SECONDS = 7 * 24 * 3600
+
+
 def _seconds(name, raw):
     try:
         value = float(raw)
     except ValueError:
         value = None
-    if value is None or not value > 0 or value == float("inf"):
-        raise SettingsError(f"{name} must be a number of seconds above 0 (fractions allowed), got {raw!r}")
+    if value is None or not 0 < value <= MAX_SECONDS:
+        raise SettingsError(f"{name} must be a number of seconds above 0 and at most {MAX_SECONDS} (a week; "
+                            f"fractions allowed), got {raw!r}")
     return value
 
 
-def _count(name, raw, minimum):
+def _count(name, raw, minimum, maximum=None):
     try:
         value = int(raw)
     except ValueError:
         value = None
-    if value is None or value < minimum:
-        raise SettingsError(f"{name} must be a whole number of at least {minimum}, got {raw!r}")
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        limits = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        raise SettingsError(f"{name} must be a whole number {limits}, got {raw!r}")
     return value
 
 
@@ -70,13 +76,24 @@ def _path(name, raw):
     return Path(raw).expanduser()
 
 
+def _folder(name, raw):
+    path = _path(name, raw)
+    # Checked here, so every command refuses it in one line instead of failing deep inside with a traceback.
+    if path.exists() and not path.is_dir():
+        raise SettingsError(f"{name} must be a folder, but {path} is a file")
+    return path
+
+
+# More retries of a host that is down would hold a command for hours (urllib3 waits up to 120 s each).
+MAX_RETRIES = 10
+
 # name: (default, parser, what it is) — the one list .env.example and the README follow.
 SETTINGS = {
     "BACKEND_URL": ("", _url, "base URL of the BABS10 back end, e.g. https://babs10.onrender.com"),
     "BACKEND_MODE": ("babs10", _choice(("babs10", "snapshot")), "babs10 (public API) or snapshot (admin snapshot URL, lossless)"),
     "SNAPSHOT_URL": ("", _url, "snapshot mode: URL answering GET/PUT of the whole state (default BACKEND_URL/api/admin/snapshot)"),
     "API_TOKEN": ("", _text, "snapshot mode: bearer token of SNAPSHOT_URL (secret, never logged)"),
-    "DATA_DIR": (str(PROJECT_DIR), _path, "folder for backups, logs, PID and state files"),
+    "DATA_DIR": (str(PROJECT_DIR), _folder, "folder for backups, logs, PID and state files"),
     "PINS_FILE": ("", _text, "API mode: the owner's PIN file {email: PIN}, must be 0600 (default DATA_DIR/pins.json)"),
     "KEEP_ALIVE_INTERVAL": ("120", _seconds, "seconds between keep-alive pings"),
     "BACKUP_INTERVAL": ("120", _seconds, "seconds between backups"),
@@ -86,7 +103,7 @@ SETTINGS = {
     "RESTORE_WORKERS": ("8", lambda n, r: _count(n, r, 1), "parallel requests while restoring"),
     "CONNECT_TIMEOUT": ("10", _seconds, "seconds to wait for a connection"),
     "READ_TIMEOUT": ("90", _seconds, "seconds to wait for an answer (must outlast a cold start)"),
-    "RETRIES": ("3", lambda n, r: _count(n, r, 0), "retries of a failed idempotent request"),
+    "RETRIES": ("3", lambda n, r: _count(n, r, 0, MAX_RETRIES), "retries of a failed idempotent request"),
     "RETRY_BACKOFF": ("0.5", _seconds, "first pause between retries, doubling each time"),
     "MAX_RESPONSE_BYTES": ("52428800", lambda n, r: _count(n, r, 1024), "largest answer accepted, in bytes"),
     "KEEP_LAST": ("50", lambda n, r: _count(n, r, 1), "history: keep every change among the newest this many"),

@@ -1,6 +1,7 @@
 """Plain helpers the tests share: settings for a test, seeding a shop, running a command."""
 
 import os
+import socket
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -11,6 +12,8 @@ import requests
 from sleepguard.settings import SETTINGS, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+COMMANDS = ["start_all_super_services.py", "keep_alive_super_aggressive.py", "auto_backup_super_aggressive.py",
+            "auto_restore_service.py", "backup_status.py", "manual_backup.py", "restore_simple.py"]
 
 
 def make_settings(data_dir, backend_url="", **overrides):
@@ -98,3 +101,15 @@ def signs_in(url, email, pin):
     answer = requests.post(f"{url}/api/users/signin", json={"email": email, "pin": pin}, timeout=10)
     assert answer.status_code in (200, 401), answer.text
     return answer.status_code == 200
+
+
+def files_under(folder):
+    """Every file and folder below folder: relative name → (bytes, mtime_ns); folders map to None."""
+    return {str(p.relative_to(folder)): (p.read_bytes(), p.stat().st_mtime_ns) if p.is_file() else None
+            for p in sorted(folder.rglob("*"))}
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]

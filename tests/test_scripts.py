@@ -4,10 +4,8 @@ import ast
 
 import pytest
 
-from helpers import PROJECT_DIR, command_env, run_command
+from helpers import COMMANDS, PROJECT_DIR, command_env, run_command
 
-COMMANDS = ["start_all_super_services.py", "keep_alive_super_aggressive.py", "auto_backup_super_aggressive.py",
-            "auto_restore_service.py", "backup_status.py", "manual_backup.py", "restore_simple.py"]
 MAX_LINES = 45
 
 
