@@ -1,0 +1,193 @@
+"""The soak: the three services with tiny intervals on unchanged data, for their memory after many iterations and what they write.
+
+It runs in the background at the lowest CPU priority, on its own demo back end, while the
+naive baseline (which only waits on the network) is timed. Each service is measured and
+stopped once its state file shows the target number of iterations.
+"""
+
+import threading
+import time
+
+import psutil
+
+from rig import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICE_NAMES, BenchError, Demo, Services, memory, renice
+from sleepguard.auto_backup import LOG_NAME as BACKUP_LOG
+from sleepguard.auto_restore import LOG_NAME as RESTORE_LOG
+from sleepguard.keep_alive import LOG_NAME as KEEP_ALIVE_LOG
+from sleepguard.runner import state_file_path
+from sleepguard.store import HISTORY_FOLDER, LATEST_NAME
+
+LOG_NAMES = {KEEP_ALIVE: KEEP_ALIVE_LOG, AUTO_BACKUP: BACKUP_LOG, AUTO_RESTORE: RESTORE_LOG}
+# Iterations a day with the default intervals: a ping every 120 s, a trigger poll every 15 s, a wipe check every 60 s.
+DEFAULT_ITERATIONS_PER_DAY = {KEEP_ALIVE: 86400 / 120, AUTO_BACKUP: 86400 / 15, AUTO_RESTORE: 86400 / 60}
+DEFAULT_BACKUPS_PER_DAY = 86400 / 120
+SOAK_INTERVALS = {"keep_alive_interval": 0.05, "trigger_poll_interval": 0.02, "backup_interval": 0.5,
+                  "restore_check_interval": 0.02}
+POLL_SECONDS = 0.25
+BACKUP_LINE = "backup unchanged"
+IDLE_LINE = "nothing saved since the last backup"
+
+
+def backup_data_files(data_dir):
+    """{path: (inode, size)} of the backup data: data_backup.json and everything under the history folder."""
+    files = {}
+    latest = data_dir / LATEST_NAME
+    candidates = [latest] if latest.exists() else []
+    history = data_dir / HISTORY_FOLDER
+    if history.is_dir():
+        candidates += [path for path in history.rglob("*") if path.is_file()]
+    for path in candidates:
+        stat = path.stat()
+        files[path] = (stat.st_ino, stat.st_size)
+    return files
+
+
+def log_bytes(data_dir, service):
+    """Bytes in the service's log and its rotated copies."""
+    name = LOG_NAMES[service]
+    return sum(path.stat().st_size for path in data_dir.glob(name + "*") if path.is_file())
+
+
+def line_lengths(data_dir, service, marker):
+    """Mean length in bytes of the log lines holding marker (None when there is none)."""
+    path = data_dir / LOG_NAMES[service]
+    lengths = [len(line.encode()) + 1 for line in path.read_text(errors="replace").splitlines() if marker in line]
+    return sum(lengths) / len(lengths) if lengths else None
+
+
+class Soak:
+    """Start, watch in a thread, and gather: memory per service, bytes written per iteration, backup data written."""
+
+    def __init__(self, bench, state, target_iterations, cleanup):
+        self.bench = bench
+        self.source_state = state
+        self.target = target_iterations
+        self.warmup = max(20, target_iterations // 10)
+        self.cleanup = cleanup
+        self.results = {}
+        self.error = None
+        self._thread = threading.Thread(target=self._watch, name="soak-watch", daemon=True)
+        self._quit = threading.Event()
+
+    def start(self):
+        self.demo = Demo(self.bench.workdir, "soak-demo")
+        self.cleanup.callback(self.demo.stop)
+        renice(self.demo.process.pid)
+        self.demo.put_state(self.source_state)
+        self.data_dir = self.bench.data_dir("soak")
+        self.services = Services(self.bench, self.data_dir, self.demo.url, nice=True, backend_mode="snapshot",
+                                 api_token=self.demo.token, **SOAK_INTERVALS)
+        self.cleanup.callback(self.services.stop_all)
+        for name in SERVICE_NAMES:
+            self.services.start(name)
+        self.started = time.monotonic()
+        self._thread.start()
+
+    def _sample(self, name):
+        process = self.services.processes[name]
+        state = self.services.state(name)
+        return {"iterations": state.get("iterations", 0), "write_bytes": _write_bytes(process.pid),
+                "log_bytes": log_bytes(self.data_dir, name), **memory(process.pid),
+                "figures": state.get("last_figures", {}), "at": time.monotonic()}
+
+    def _watch(self):
+        try:
+            ready = lambda: all(self.services.iterations(n) >= self.warmup for n in SERVICE_NAMES) \
+                and self.services.figures(AUTO_BACKUP).get("good_count", 0) >= 1
+            while not ready():
+                self._pause()
+            base = {name: self._sample(name) for name in SERVICE_NAMES}
+            base_files = backup_data_files(self.data_dir)
+            # A fast service may be past the target already: it still runs the measured stretch after the warm-up.
+            goal = {name: max(self.target, base[name]["iterations"] + self.target - self.warmup) for name in SERVICE_NAMES}
+            waiting = set(SERVICE_NAMES)
+            while waiting:
+                for name in sorted(waiting):
+                    if self.services.iterations(name) >= goal[name]:
+                        end = self._sample(name)
+                        if name == AUTO_BACKUP:
+                            self.results["backup_data"] = self._backup_data(base_files, base[name], end)
+                        self.services.stop(name)
+                        self.results[name] = self._service(name, base[name], end)
+                        waiting.discard(name)
+                self._pause()
+        except Exception as exc:  # reported by finish(), in the main thread
+            self.error = exc
+        finally:
+            self.seconds = time.monotonic() - self.started
+            self.services.stop_all()
+            self.demo.stop()
+
+    def _pause(self):
+        if self._quit.wait(POLL_SECONDS):
+            raise BenchError("the soak was stopped before it was done")
+
+    def _service(self, name, base, end):
+        iterations = end["iterations"] - base["iterations"]
+        state_size = state_file_path(self.data_dir, name).stat().st_size
+        written = None if None in (base["write_bytes"], end["write_bytes"]) else end["write_bytes"] - base["write_bytes"]
+        return {"iterations": end["iterations"], "measured_iterations": iterations,
+                "peak_rss": end["peak_rss"], "rss": end["rss"], "pss": end["pss"], "uss": end["uss"], "rss_at_warmup": base["rss"],
+                "warmup_iterations": base["iterations"],
+                "write_bytes_per_iteration": None if written is None else written / iterations,
+                "log_bytes_per_iteration": (end["log_bytes"] - base["log_bytes"]) / iterations,
+                "state_file_bytes": state_size}
+
+    def _backup_data(self, base_files, base, end):
+        """What the backup service wrote as backup data while nothing changed, and how many backups that was."""
+        now = backup_data_files(self.data_dir)
+        written = {path: size for path, (inode, size) in now.items() if base_files.get(path, (None,))[0] != inode}
+        before, after = base["figures"], end["figures"]
+        return {"bytes": sum(written.values()), "files": len(written),
+                "backups": after.get("backups_taken", 0) - before.get("backups_taken", 0),
+                "unchanged": after.get("unchanged_count", 0) - before.get("unchanged_count", 0),
+                "good": after.get("good_count", 0) - before.get("good_count", 0),
+                "backup_line": line_lengths(self.data_dir, AUTO_BACKUP, BACKUP_LINE),
+                "idle_line": line_lengths(self.data_dir, AUTO_BACKUP, IDLE_LINE),
+                "latest_size": (self.data_dir / LATEST_NAME).stat().st_size}
+
+    def finish(self, timeout):
+        """Wait for the soak to end (BenchError past the deadline) and return its results."""
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self._quit.set()
+            self._thread.join(30)
+            raise BenchError(f"the soak did not reach {self.target} iterations within {timeout:g} s")
+        if self.error is not None:
+            raise BenchError(f"the soak failed: {self.error}") from self.error
+        return self.results
+
+    def stop(self):
+        """Ask the watch thread to end early (Ctrl-C); the services stop in its finally."""
+        self._quit.set()
+
+
+def _write_bytes(pid):
+    """Bytes the process caused to be written to storage (Linux); None where the system does not count them."""
+    try:
+        return psutil.Process(pid).io_counters().write_bytes
+    except (AttributeError, psutil.Error):
+        return None
+
+
+def disk_per_day(results):
+    """Bytes a day at the default intervals: backup data, and the state files and logs of the three services."""
+    backup = results["backup_data"]
+    per_backup = backup["bytes"] / backup["backups"] if backup["backups"] else None
+    state_and_logs = 0.0
+    for name in SERVICE_NAMES:
+        service = results[name]
+        per_iteration = service["state_file_bytes"] + service["log_bytes_per_iteration"]
+        if name == AUTO_BACKUP and backup["backup_line"] and backup["idle_line"]:
+            # The log line of a backup round is longer than an idle one; at the defaults 1 round in 8 backs up.
+            line = (DEFAULT_BACKUPS_PER_DAY * backup["backup_line"]
+                    + (DEFAULT_ITERATIONS_PER_DAY[name] - DEFAULT_BACKUPS_PER_DAY) * backup["idle_line"])
+            state_and_logs += DEFAULT_ITERATIONS_PER_DAY[name] * service["state_file_bytes"] + line
+        else:
+            state_and_logs += DEFAULT_ITERATIONS_PER_DAY[name] * per_iteration
+    storage = None
+    if all(results[name]["write_bytes_per_iteration"] is not None for name in SERVICE_NAMES):
+        storage = sum(DEFAULT_ITERATIONS_PER_DAY[name] * results[name]["write_bytes_per_iteration"]
+                      for name in SERVICE_NAMES)
+    return {"backup_data": None if per_backup is None else per_backup * DEFAULT_BACKUPS_PER_DAY,
+            "state_and_logs": state_and_logs, "storage_writes": storage}
