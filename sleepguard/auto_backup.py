@@ -1,7 +1,8 @@
 """Auto-backup: every BACKUP_INTERVAL, sooner when the app reports a save, never of a back end that just restarted.
 
 Each iteration (every TRIGGER_POLL_INTERVAL) looks at GET /api/backup/status first, then:
-  - the trigger counter went down: the back end restarted empty. The restore service is
+  - the trigger counter went down, or (API mode) GET /api/users holds none of the users
+    of the last good backup: the back end restarted empty. The restore service is
     woken and no backup is taken this round (the store would only hold it aside anyway);
   - a new trigger (something was saved), BACKUP_INTERVAL passed since the last attempt,
     or SIGUSR1 (the restore service asks for a fresh copy): a backup now;
@@ -19,6 +20,7 @@ from .client import BackendClient
 from .exceptions import BackendError
 from .pidfile import signal_service
 from .runner import run_service
+from .store import BackupStore
 from .snapshot import utc_now_iso
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,7 @@ class AutoBackup:
         self.last_attempt_at = None  # monotonic time of the last backup attempt (or held round)
         self.seen_count = None  # trigger counter at the last successful status call
         self.seen_trigger = None  # last trigger at the last successful status call
+        self.backed_up_user_ids = None  # ids in the last good backup; None until read (again)
         self.figures = {
             "backups_taken": 0, "good_count": 0, "unchanged_count": 0, "suspect_count": 0, "failed_count": 0,
             "last_backup_at": None, "last_backup_kind": None, "last_backup_summary": None,
@@ -71,14 +74,38 @@ class AutoBackup:
             return "saved"
         return ""
 
+    def users_vanished(self):
+        """API mode: the back end lists none of the last good backup's users, so it restarted empty.
+
+        A counter that was 0 stays 0 across a restart; this one cheap request a round sees it anyway.
+        """
+        if self.settings.backend_mode != "babs10":
+            return False
+        if self.backed_up_user_ids is None:
+            good = BackupStore(self.settings).latest_good_backup()
+            self.backed_up_user_ids = {u.get("id") for u in good.users} - {None} if good else set()
+        if not self.backed_up_user_ids:
+            return False
+        try:
+            with BackendClient(self.settings) as client:
+                present = {user["id"] for user in client.list_users()}
+        except BackendError as exc:
+            log.debug("user list unavailable: %s", exc)
+            return False
+        return not (self.backed_up_user_ids & present)
+
     def note_restart(self, before):
         """The counter went down: the back end restarted empty. Wake the restore service."""
         self.figures["restarts_seen"] += 1
+        # Said once per good backup: waking the restore service every round would only repeat its check.
+        self.backed_up_user_ids = set()
         self.figures["last_restart_seen_at"] = utc_now_iso()
         woke = signal_service(self.settings.data_dir, RESTORE_SERVICE, signal.SIGUSR1)
         if woke:
             self.figures["wakes_sent"] += 1
-        return (f"back end restarted (trigger count {before} -> {self.seen_count}): "
+        seen = f"trigger count {before} -> {self.seen_count}" if before is not None and self.seen_count is not None \
+            and self.seen_count < before else "none of the backed-up users are listed"
+        return (f"back end restarted ({seen}): "
                 f"{'woke the restore service' if woke else 'the restore service is not running'}")
 
     def backup(self, why):
@@ -92,6 +119,7 @@ class AutoBackup:
         self.figures.update(last_backup_at=now_iso, last_backup_kind=outcome.kind, last_backup_summary=summary)
         if outcome.kind in ("good", "unchanged"):
             self.figures["last_good_backup_at"] = now_iso
+            self.backed_up_user_ids = None
         elif outcome.kind == "suspect":
             self.figures["last_suspect_at"] = now_iso
         return {"outcome": outcome.kind, "summary": f"{summary} [{why}]", **self.figures}
@@ -100,6 +128,8 @@ class AutoBackup:
         seen_before = self.seen_count
         status = self.read_status()
         news = self.news_from(status) if status is not None else ""
+        if not news and not context.woken and self.users_vanished():
+            news = "restarted"
         restart = self.note_restart(seen_before) if news == "restarted" else ""
         if context.woken:
             return self.backup("asked for a fresh backup" + (f"; {restart}" if restart else ""))

@@ -219,9 +219,13 @@ class BackendClient:
         return {"created_at": utc_now_iso(), "backend_url": self.settings.backend_url,
                 "mode": self.settings.backend_mode, "duration_seconds": round(duration, 3)}
 
-    def _read_api(self):
+    def list_users(self):
+        """GET /api/users, checked: every user with a string id and e-mail."""
         _, users = self._request("GET", "/api/users")
-        _check_records(users, "GET /api/users", ("id", "email"))
+        return _check_records(users, "GET /api/users", ("id", "email"))
+
+    def _read_api(self):
+        users = self.list_users()
         with ThreadPoolExecutor(self.settings.backup_workers) as pool:
             futures = {user["id"]: pool.submit(self._customers_of, user["id"]) for user in users}
             try:
