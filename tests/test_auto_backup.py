@@ -158,3 +158,19 @@ def test_stopping_during_a_backup_leaves_only_whole_verified_files(services, dem
                 assert not (data_dir / f"{BACKUP}.pid").exists()
             assert all_files_verify(data_dir) >= 3
     assert parse_backup((data_dir / "data_backup.json").read_bytes()).counts()["customers"] >= 16 * 3 + 3
+
+
+def test_a_restart_with_the_trigger_counter_still_at_zero_wakes_the_restore_service(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=2, customers=3)
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="30", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="30")
+    services.start(RESTORE, env)
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1 and f["trigger_count"] == 0, 10, "a backup")
+
+    demo_backend.sleep_now()
+    # The counter was 0 and stays 0: only the user list shows the restart; the restore's own check is 30 s away.
+    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15, "the restore")
+    assert "back end restarted (none of the backed-up users are listed): woke the restore service" \
+        in log_text(data_dir, BACKUP)
+    assert read_state(data_dir, BACKUP)["last_figures"]["restarts_seen"] == 1
