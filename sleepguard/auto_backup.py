@@ -1,8 +1,8 @@
 """Auto-backup: every BACKUP_INTERVAL, sooner when the app reports a save, never of a back end that just restarted.
 
 Each iteration (every TRIGGER_POLL_INTERVAL) looks at GET /api/backup/status first, then:
-  - the trigger counter went down, or (API mode) GET /api/users holds none of the users
-    of the last good backup: the back end restarted empty. The restore service is
+  - the trigger counter went down, or (API mode, counter at 0) GET /api/users holds none
+    of the users of the last good backup: the back end restarted empty. The restore service is
     woken and no backup is taken this round (the store would only hold it aside anyway);
   - a new trigger (something was saved), BACKUP_INTERVAL passed since the last attempt,
     or SIGUSR1 (the restore service asks for a fresh copy): a backup now;
@@ -128,7 +128,8 @@ class AutoBackup:
         seen_before = self.seen_count
         status = self.read_status()
         news = self.news_from(status) if status is not None else ""
-        if not news and not context.woken and self.users_vanished():
+        # A counter above 0 shows a restart by dropping; one still at 0 cannot, so then look at the users.
+        if not news and not context.woken and self.seen_count == 0 and self.users_vanished():
             news = "restarted"
         restart = self.note_restart(seen_before) if news == "restarted" else ""
         if context.woken:

@@ -167,6 +167,7 @@ def test_a_restart_with_the_trigger_counter_still_at_zero_wakes_the_restore_serv
     services.start(RESTORE, env)
     services.start(BACKUP, env)
     wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1 and f["trigger_count"] == 0, 10, "a backup")
+    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
 
     demo_backend.sleep_now()
     # The counter was 0 and stays 0: only the user list shows the restart; the restore's own check is 30 s away.
