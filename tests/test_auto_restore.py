@@ -9,7 +9,7 @@ from conftest import DEMO_TOKEN
 from fault_proxy import FaultProxy
 from helpers import command_env, make_settings, seed_shop
 from service_helpers import (LOG_NAMES, BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
-                             wait_for_figures, wait_until)
+                             wait_for_figures, wait_for_log, wait_until)
 from sleepguard.atomicfile import write_json_atomic
 from sleepguard.backup import take_backup
 from sleepguard.pins import read_restored_pins
@@ -124,7 +124,8 @@ def test_woken_by_the_keep_alive_it_restores_right_after_the_back_end_answers(se
         wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15, "the restore (its own check is 30 s away)")
 
     assert "woke the restore service" in log_text(data_dir, KEEP_ALIVE)
-    restore_log = log_text(data_dir, RESTORE)
+    # The data is back a moment before the service logs its verified summary.
+    restore_log = wait_for_log(data_dir, RESTORE, "verified complete", 10)
     assert restore_log.index("woken by SIGUSR1") < restore_log.index("verified complete")
     assert figures(data_dir, RESTORE)["restores"] == 1
 
