@@ -121,11 +121,12 @@ def test_woken_by_the_keep_alive_it_restores_right_after_the_back_end_answers(se
         demo_backend.sleep_now()
         wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["consecutive_failures"] >= 1, 5, "the outage")
         # Its own next check is 30 s away: only the wake can bring the data back this soon.
-        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15, "the restore (its own check is 30 s away)")
+        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15,
+                   "the restore (its own check is 30 s away)")
+        # The data is back a moment before the service's verifying read through the proxy ends.
+        restore_log = wait_for_log(data_dir, RESTORE, "verified complete", 10)
 
     assert "woke the restore service" in log_text(data_dir, KEEP_ALIVE)
-    # The data is back a moment before the service logs its verified summary.
-    restore_log = wait_for_log(data_dir, RESTORE, "verified complete", 10)
     assert restore_log.index("woken by SIGUSR1") < restore_log.index("verified complete")
     assert figures(data_dir, RESTORE)["restores"] == 1
 
