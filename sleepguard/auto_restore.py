@@ -82,9 +82,16 @@ class AutoRestore:
             self.figures["large_drops_held"] += 1
             return self.answer("held", f"large drop held for the owner, not restored: {judgement.reason} "
                                        "(accept it with manual_backup.py --accept-shrink)")
+        after_all = ""
+        if self.figures["last_restore_complete"] is False and judgement.verdict in ("unchanged", "changed"):
+            # A restore counted failed when only its verifying read went wrong (a 502 at that instant):
+            # nothing is missing now, so it was complete, and the status must stop calling it failed.
+            after_all = "; the last restore is complete after all"
+            self.figures.update(restores=self.figures["restores"] + 1, last_restore_complete=True,
+                                last_restore_summary=f"{self.figures['last_restore_summary']}{after_all}")
         self.failures_in_a_row = self.checks_to_skip = 0
         return self.answer("ok", f"no wipe ({judgement.verdict}): the back end holds {counts['users']} users, "
-                                 f"{counts['customers']} customers")
+                                 f"{counts['customers']} customers{after_all}")
 
     def restore(self, context, client, backup, reason):
         """Restore from the newest good backup, verify, and report; a failure starts the back-off."""

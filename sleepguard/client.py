@@ -229,10 +229,17 @@ class BackendClient:
         with ThreadPoolExecutor(self.settings.backup_workers) as pool:
             futures = {user["id"]: pool.submit(self._customers_of, user["id"]) for user in users}
             try:
-                return users, {user_id: future.result() for user_id, future in futures.items()}
+                customers_by_user_id = {user_id: future.result() for user_id, future in futures.items()}
             except BackendError:
                 pool.shutdown(wait=True, cancel_futures=True)
                 raise
+        # A host that restarts mid-read gives old users with some customer lists already empty, which can look
+        # like the owner deleted one customer. The API cannot delete users, so a user id gone now means that.
+        gone = {user["id"] for user in users} - {user["id"] for user in self.list_users()}
+        if gone:
+            raise BadAnswer(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the read: "
+                            "the back end restarted meanwhile")
+        return users, customers_by_user_id
 
     def _customers_of(self, user_id):
         customers = self.list_customers(user_id)

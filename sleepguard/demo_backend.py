@@ -554,6 +554,9 @@ class DemoServer(ThreadingHTTPServer):
 
     daemon_threads = True
     stop_requested = False
+    # socketserver's default backlog of 5 drops the SYNs of a burst of new connections (a restore's parallel
+    # requests through a proxy), and each dropped one costs a 1 s retransmit.
+    request_queue_size = 128
 
     def __init__(self, address, state, admin_token=None):
         if ":" in address[0]:
