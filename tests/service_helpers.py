@@ -11,7 +11,7 @@ from pathlib import Path
 import psutil
 import requests
 
-from helpers import PROJECT_DIR
+from helpers import PROJECT_DIR, command_env, run_command
 from sleepguard.exceptions import BackupFileError
 from sleepguard.launcher import SERVICES
 from sleepguard.pidfile import pid_file_path
@@ -191,3 +191,31 @@ def wait_for(condition, seconds=15):
 def write_pid_file(data_dir, service, process):
     """A PID file naming process with its true start time, as a service would write it."""
     pid_file_path(data_dir, service).write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()!r}\n")
+
+
+class ServiceCommandChecks:
+    """What every service command must do as its user runs it; a test class per command sets the names."""
+
+    COMMAND = SERVICE = BAD_SETTING = None
+
+    def test_help_gives_the_usage_and_starts_nothing(self, data_dir):
+        result = run_command(self.COMMAND, "--help", env=command_env(data_dir))
+        assert result.returncode == 0 and f"usage: {self.COMMAND}" in result.stdout
+        assert list(data_dir.iterdir()) == []
+
+    def test_a_bad_setting_is_one_line_and_a_non_zero_exit(self, demo_backend, data_dir):
+        result = run_command(self.COMMAND, env=command_env(data_dir, demo_backend.url, **{self.BAD_SETTING: "often"}))
+        assert_one_line_error(result, self.COMMAND, self.BAD_SETTING, "'often'")
+
+    def test_without_a_back_end_it_says_what_to_set(self, data_dir):
+        assert_one_line_error(run_command(self.COMMAND, env=command_env(data_dir)), self.COMMAND,
+                              "BACKEND_URL is not set")
+
+    def test_a_second_copy_refuses_and_the_first_keeps_running(self, demo_backend, data_dir):
+        env = command_env(data_dir, demo_backend.url)
+        with Services() as services:
+            first = services.start(self.SERVICE, env)
+            wait_until(lambda: read_state(data_dir, self.SERVICE), 10, "the first copy's first iteration")
+            second = run_command(self.COMMAND, env=env, timeout=20)
+            assert_one_line_error(second, self.COMMAND, f"{self.SERVICE} is already running (PID {first.pid})")
+            assert first.poll() is None and read_state(data_dir, self.SERVICE)["pid"] == first.pid
