@@ -320,7 +320,15 @@ class _Applier:
         record_restored_pins(self.settings.data_dir, fresh)
         return users, pins
 
+    def forget_pins_opening_nothing(self):
+        """Users the back end has whose waiting PIN no longer opens them signed up again with a PIN of their own."""
+        waiting = read_restored_pins(self.settings.data_dir)
+        stale = {email: None for email in self.plan.existing_users
+                 if email in waiting and self.pin_opens(email, waiting[email]) is False}
+        record_restored_pins(self.settings.data_dir, stale)
+
     def run(self):
+        self.forget_pins_opening_nothing()
         users, pins = self.pins_for_users()
         with ThreadPoolExecutor(self.settings.restore_workers) as pool:
             list(pool.map(lambda user: self.create_user(user, pins[user.email]), users))

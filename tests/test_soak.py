@@ -36,6 +36,7 @@ from sleepguard.atomicfile import write_json_atomic
 from sleepguard.backup import take_backup
 from sleepguard.exceptions import BackupFileError
 from sleepguard.pins import read_restored_pins
+from sleepguard.restore import restore_now
 from sleepguard.snapshot import parse_backup
 
 BACKUP, RESTORE = "auto_backup_super_aggressive", "auto_restore_service"
@@ -208,7 +209,9 @@ class Writer(threading.Thread):
 
     def forget_ids(self):
         self.ids, self.customer_ids = {}, {}
-        self.eager = {email: self.rng.random() < SIGNS_UP_AGAIN.get(email, 0) for email in USERS}
+        # Who is busy in the app at this wake, in the order they come back.
+        self.eager = {email: self.rng.random() < SIGNS_UP_AGAIN.get(email, 0)
+                      for email in self.rng.sample(sorted(USERS), len(USERS))}
 
     def slept_by_itself(self):
         """A user's id changed though no sleep was planned: the host slept on its own (a very loaded machine)."""
@@ -270,7 +273,9 @@ class Writer(threading.Thread):
     def step(self):
         with self.lock:
             without = [email for email in USERS if not any(key[0] == email for key in self.records)]
-        email = without[0] if without else self.rng.choice(sorted(USERS))
+        # Users busy in the app at a wake come first: they sign up again before the restore can plan.
+        waking = [email for email in self.eager if self.eager[email] and email not in self.ids]
+        email = (without or waking or [self.rng.choice(sorted(USERS))])[0]
         user_id = self.user_id(email)
         if user_id is None:
             self.counts["waited for the restore"] += 1
@@ -622,7 +627,10 @@ def test_soak_nothing_saved_is_lost_over_many_sleeps_under_faults(start_demo, da
                 if attempts > 2 * cycles:
                     soak.fail("too many idle windows without a sleep")
                 soak.cycle()
-            # The final quiet period: the front end only keeps the host awake while the last wipe is restored.
+            # Writes after the last sleep race its restore too; then the final quiet period, in which the front
+            # end only keeps the host awake while the last wipe is restored.
+            writer.set_mode("write")
+            time.sleep(BURST)
             writer.set_mode("ping")
             check_final(soak, *soak.settle(writer.last_k()))
             restored_pins = check_pins(soak, demo, data_dir)
@@ -662,3 +670,23 @@ def test_a_read_the_host_restarts_in_the_middle_of_is_unknown_never_a_backup(sta
         reader.join(15)
     assert outcomes[0].kind == "failed" and "restarted" in outcomes[0].reason, outcomes[0].reason
     assert parse_backup((data_dir / "data_backup.json").read_bytes()).counts()["customers"] == 1
+
+
+def test_a_user_who_signed_up_again_before_the_restore_is_handed_no_stale_pin(start_demo, data_dir):
+    """The soak's find, pinned down: a restore that found the user already back (signed up again with a PIN of
+    their own) left the random PIN of an earlier restore in restored_pins.json, to be handed out, opening nothing."""
+    demo = start_demo()
+    own = USERS[NOT_IN_PIN_FILE]
+    [email] = seed_shop(demo.url, users=1, customers=2, pin_of=lambda i: own)
+    settings = make_settings(data_dir, demo.url)
+    assert take_backup(settings).kind == "good"
+    backup = parse_backup((data_dir / "data_backup.json").read_bytes())
+    demo.sleep_now()
+    assert restore_now(settings, backup).complete
+    handed_out = read_restored_pins(data_dir)[email]
+    assert signs_in(demo.url, email, handed_out)
+    demo.sleep_now()
+    requests.post(f"{demo.url}/api/users", json={"email": email, "pin": own}, timeout=HTTP_TIMEOUT).raise_for_status()
+    assert restore_now(settings, backup).complete
+    assert signs_in(demo.url, email, own) and not signs_in(demo.url, email, handed_out)
+    assert read_restored_pins(data_dir) == {}, "restored_pins.json hands out a PIN that opens nothing"
