@@ -11,6 +11,7 @@ import fcntl
 import logging
 import os
 import re
+import time
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -223,6 +224,24 @@ def _entry(path, kind):
     return BackupEntry(path, kind, created, size, snapshot.counts() if snapshot else None, error)
 
 
+# A writer holds the store lock for milliseconds; a stopped one (SIGSTOP, a hung disk) must not hang a reader.
+WRITE_WAIT_SECONDS = 5
+
+
+def _wait_for_shared_lock(fd, seconds):
+    """Take a shared lock on fd, waiting at most seconds; past that, read anyway and say so."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                log.warning("a backup has been writing for over %.0f s; reading the latest good backup anyway", seconds)
+                return
+            time.sleep(0.01)
+
+
 class BackupStore:
     """The backup files under DATA_DIR; writers are serialised by a lock file."""
 
@@ -238,7 +257,8 @@ class BackupStore:
 
     def latest_good_backup(self):
         """The latest good backup (meta "path" says which file), or None when no file verifies."""
-        found = self._find_latest_good()
+        with self._write_finished():
+            found = self._find_latest_good()
         if found is None:
             return None
         found.snapshot.meta["path"] = str(found.path)
@@ -282,6 +302,23 @@ class BackupStore:
                 if since is None or created > since]
 
     # --- writing ---
+
+    @contextmanager
+    def _write_finished(self):
+        """Wait for a backup being written: a restore that read a wiped host just as a read from before the wipe
+        was being recorded must start from that newer backup, not the one it replaces."""
+        try:
+            # O_NONBLOCK: a FIFO in its place cannot hang the open.
+            fd = os.open(self.lock_path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
+            fd = None  # nothing was ever written here, or the lock file cannot be opened: nothing to wait for
+        try:
+            if fd is not None:
+                _wait_for_shared_lock(fd, WRITE_WAIT_SECONDS)
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     @contextmanager
     def _locked(self):

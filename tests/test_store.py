@@ -1,5 +1,6 @@
 """The backup store on its own: what becomes the good backup, what is held aside, retention, damage, permissions."""
 
+import fcntl
 import json
 import os
 import stat
@@ -10,6 +11,7 @@ import pytest
 
 from helpers import make_settings
 from sleepguard.snapshot import Snapshot
+import sleepguard.store as store_module
 from sleepguard.store import BackupStore
 
 NAME_TIME = "%Y%m%dT%H%M%S.%fZ"
@@ -231,3 +233,15 @@ def test_concurrent_writers_are_serialised(data_dir):
         thread.join()
     assert sorted(outcomes) == ["good"] + ["unchanged"] * 7
     assert len(history_names(BackupStore(settings))) == 2
+
+
+def test_a_reader_waits_for_a_backup_being_written_but_never_hangs_on_a_stopped_writer(store, monkeypatch):
+    store.record(make_snapshot())
+    writer = os.open(store.lock_path, os.O_RDWR)
+    fcntl.flock(writer, fcntl.LOCK_EX)  # a writer stopped mid-write holds the lock
+    monkeypatch.setattr(store_module, "WRITE_WAIT_SECONDS", 0.2)
+    done = threading.Event()
+    threading.Thread(target=lambda: (store.latest_good_backup(), done.set()), daemon=True).start()
+    assert not done.wait(0.05), "the reader must wait while a backup is being written"
+    assert done.wait(10), "the reader must not hang on a writer that never finishes"
+    os.close(writer)
