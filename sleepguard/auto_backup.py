@@ -33,8 +33,9 @@ RESTORE_SERVICE = "auto_restore_service"
 class AutoBackup:
     """Decides each round whether to back up, and keeps the figures the status screen shows."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, client):
         self.settings = settings
+        self.client = client  # one pooled session for every round's status call and user probe
         self.last_attempt_at = None  # monotonic time of the last backup attempt (or held round)
         self.seen_count = None  # trigger counter at the last successful status call
         self.seen_trigger = None  # last trigger at the last successful status call
@@ -50,8 +51,7 @@ class AutoBackup:
     def read_status(self):
         """The app's backup status, or None (with the reason in the figures) when it gave none."""
         try:
-            with BackendClient(self.settings) as client:
-                status = client.backup_status()
+            status = self.client.backup_status()
         except BackendError as exc:
             self.figures["status_error"] = str(exc)
             log.debug("backup status unavailable: %s", exc)
@@ -87,8 +87,7 @@ class AutoBackup:
         if not self.backed_up_user_ids:
             return False
         try:
-            with BackendClient(self.settings) as client:
-                present = {user["id"] for user in client.list_users()}
+            present = {user["id"] for user in self.client.list_users()}
         except BackendError as exc:
             log.debug("user list unavailable: %s", exc)
             return False
@@ -154,4 +153,5 @@ def run(settings):
     # The runner logs each backup's summary line; the backup module's own line would repeat it.
     logging.getLogger("sleepguard.backup").setLevel(logging.WARNING)
     interval = min(settings.trigger_poll_interval, settings.backup_interval)
-    return run_service(SERVICE, LOG_NAME, settings, interval, AutoBackup(settings).run_once)
+    with BackendClient(settings) as client:
+        return run_service(SERVICE, LOG_NAME, settings, interval, AutoBackup(settings, client).run_once)
