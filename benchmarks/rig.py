@@ -14,14 +14,13 @@ import psutil
 import requests
 
 from fault_proxy import FaultProxy
-from helpers import seed_shop, shop_view
+from helpers import seed_shop, shop_view, start_demo_process
 from sleepguard.atomicfile import ensure_private_dir, write_json_atomic
 from sleepguard.runner import read_state
 from sleepguard.settings import SETTINGS, load_settings
 from sleepguard.snapshot import utc_now_iso
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
-STARTUP_DEADLINE = 15.0
 STOP_DEADLINE = 10.0
 POLL_SECONDS = 0.05
 SEED_TRIGGERS = 10
@@ -92,20 +91,13 @@ class Demo:
     def __init__(self, workdir, name="demo"):
         self.token = secrets.token_urlsafe(24)
         self.name = name
-        env = {**os.environ, "DEMO_API_TOKEN": self.token, "PYTHONUNBUFFERED": "1"}
+        env = {**os.environ, "DEMO_API_TOKEN": self.token}
         # The token travels in the environment, never in argv where ps would show it.
         with open(Path(workdir) / f"{name}.log", "ab") as log_file:
-            self.process = subprocess.Popen([sys.executable, "-m", "sleepguard.demo_backend", "--port", "0"],
-                                            cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL,
-                                            stdout=subprocess.PIPE, stderr=log_file, text=True)
-        first_line = []
-        reader = threading.Thread(target=lambda: first_line.append(self.process.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(STARTUP_DEADLINE)
-        if not first_line or not first_line[0].startswith("http"):
+            self.process, self.url = start_demo_process(env=env, stderr=log_file)
+        if self.url is None:
             self.stop()
             raise BenchError(f"the demo back end did not start (see {workdir}/{name}.log)")
-        self.url = first_line[0].strip()
         self._session = requests.Session()
         self._session.headers["Authorization"] = f"Bearer {self.token}"
 

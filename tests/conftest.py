@@ -1,20 +1,16 @@
 """Shared fixtures: a running demo back end, a private DATA_DIR, and a clean settings environment."""
 
-import os
 import subprocess
-import sys
-import threading
 
 import pytest
 import requests
 
-from helpers import PROJECT_DIR, make_settings
+from helpers import make_settings, start_demo_process
 from service_helpers import processes_of
 from sleepguard.launcher import stop_services
 from sleepguard.settings import SETTINGS
 
 DEMO_TOKEN = "demo-test-token-5e1f"
-STARTUP_DEADLINE = 15
 
 
 class DemoBackend:
@@ -22,19 +18,11 @@ class DemoBackend:
 
     def __init__(self, *args, token=DEMO_TOKEN):
         self.token = token
-        cmd = [sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args]
-        if token:
-            cmd += ["--token", token]
-        self.process = subprocess.Popen(cmd, cwd=PROJECT_DIR, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        first_line = []
-        reader = threading.Thread(target=lambda: first_line.append(self.process.stdout.readline()), daemon=True)
-        reader.start()
-        reader.join(STARTUP_DEADLINE)
-        if not first_line or not first_line[0].startswith("http"):
+        self.process, url = start_demo_process(*args, *(["--token", token] if token else []))
+        if url is None:
             self.stop()
             raise RuntimeError(f"demo back end did not start: {self.process.stderr.read()[-2000:]}")
-        self.url = first_line[0].strip()
+        self.url = url
 
     def admin(self, method, path, **kwargs):
         """Call an admin endpoint with the bearer token."""

@@ -4,6 +4,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -113,3 +114,22 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+DEMO_STARTUP_DEADLINE = 15
+
+
+def start_demo_process(*args, env=None, stderr=subprocess.PIPE):
+    """Start `python3 -m sleepguard.demo_backend --port 0 ARGS`; return (process, base URL or None if it never said).
+
+    The demo's first stdout line is its URL; reading it on a thread keeps a demo that hangs from hanging the caller.
+    """
+    process = subprocess.Popen([sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args],
+                               cwd=PROJECT_DIR, env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
+                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
+    first_line = []
+    reader = threading.Thread(target=lambda: first_line.append(process.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(DEMO_STARTUP_DEADLINE)
+    url = first_line[0].strip() if first_line and first_line[0].startswith("http") else None
+    return process, url
