@@ -7,8 +7,6 @@ live service (pidfile.check_service), so a stale file naming someone else's proc
 gets that process signalled. The library returns lines to print; only --foreground logs.
 """
 
-import errno
-import fcntl
 import logging
 import os
 import signal
@@ -24,6 +22,7 @@ import psutil
 from . import auto_backup, auto_restore, keep_alive
 from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
 from .exceptions import SettingsError, SleepguardError
+from .flocks import flock_within
 from .pidfile import CREATE_TIME_TOLERANCE, check_service, read_pid_file, remove_stale_pid_file, signal_service
 from .runner import STOP_SIGNALS
 from .settings import PROJECT_DIR, SETTINGS, load_settings, require_backend
@@ -101,18 +100,9 @@ def _launcher_lock(data_dir: Path):
     """Hold DATA_DIR/.launcher.lock: launchers started together take turns instead of racing."""
     fd = os.open(Path(data_dir) / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
     try:
-        deadline = time.monotonic() + LOCK_DEADLINE
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                    raise
-            if time.monotonic() >= deadline:
-                raise SleepguardError(f"another launcher has held {Path(data_dir) / LOCK_NAME} for over "
-                                      f"{LOCK_DEADLINE:g} s: is one stuck? try again later")
-            time.sleep(POLL_SECONDS)
+        if not flock_within(fd, LOCK_DEADLINE, poll=POLL_SECONDS):
+            raise SleepguardError(f"another launcher has held {Path(data_dir) / LOCK_NAME} for over "
+                                  f"{LOCK_DEADLINE:g} s: is one stuck? try again later")
         yield
     finally:
         os.close(fd)

@@ -7,8 +7,6 @@ the inode. Readers never trust the PID alone: a process counts as the service on
 is alive, started at the recorded time and runs the service's script.
 """
 
-import errno
-import fcntl
 import logging
 import os
 import time
@@ -18,6 +16,7 @@ from pathlib import Path
 import psutil
 
 from .exceptions import ServiceAlreadyRunning
+from .flocks import try_flock
 
 log = logging.getLogger(__name__)
 
@@ -155,17 +154,6 @@ def _same_file(fd: int, path: Path) -> bool:
     return (on_disk.st_dev, on_disk.st_ino) == (opened.st_dev, opened.st_ino)
 
 
-def _try_lock(fd: int) -> bool:
-    """Take an exclusive flock without blocking; False when another process holds it."""
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError as exc:
-        if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-            return False
-        raise
-    return True
-
-
 def remove_stale_pid_file(data_dir: Path, service: str) -> bool:
     """Remove a PID file naming a dead or foreign process; never one a live process holds."""
     path = pid_file_path(data_dir, service)
@@ -174,7 +162,7 @@ def remove_stale_pid_file(data_dir: Path, service: str) -> bool:
     except FileNotFoundError:
         return False
     try:
-        if not _try_lock(fd):
+        if not try_flock(fd):
             return False
         status = check_service(data_dir, service)
         if status.state != "stale" or not _same_file(fd, path):
@@ -230,7 +218,7 @@ def _open_locked(path: Path, service: str) -> int:
     deadline = time.monotonic() + LOCK_WAIT_SECONDS
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-        if _try_lock(fd):
+        if try_flock(fd):
             # The previous holder may have unlinked the file between our open and lock.
             if _same_file(fd, path):
                 return fd

@@ -11,7 +11,6 @@ import fcntl
 import logging
 import os
 import re
-import time
 import stat
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 from .atomicfile import (PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, json_bytes, remove_stale_temp_files,
                          write_atomic, write_json_atomic)
 from .exceptions import BackupFileError
+from .flocks import flock_within
 from .snapshot import Snapshot, parse_backup, parse_utc_time, utc_now_iso
 from .wipe import Judgement, judge_read
 
@@ -228,20 +228,6 @@ def _entry(path, kind):
 WRITE_WAIT_SECONDS = 5
 
 
-def _wait_for_shared_lock(fd, seconds):
-    """Take a shared lock on fd, waiting at most seconds; past that, read anyway and say so."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                log.warning("a backup has been writing for over %.0f s; reading the latest good backup anyway", seconds)
-                return
-            time.sleep(0.01)
-
-
 class BackupStore:
     """The backup files under DATA_DIR; writers are serialised by a lock file."""
 
@@ -314,7 +300,9 @@ class BackupStore:
             fd = None  # nothing was ever written here, or the lock file cannot be opened: nothing to wait for
         try:
             if fd is not None:
-                _wait_for_shared_lock(fd, WRITE_WAIT_SECONDS)
+                if not flock_within(fd, WRITE_WAIT_SECONDS, shared=True):
+                    log.warning("a backup has been writing for over %.0f s; reading the latest good backup anyway",
+                                WRITE_WAIT_SECONDS)
             yield
         finally:
             if fd is not None:
