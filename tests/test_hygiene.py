@@ -8,6 +8,8 @@ Covered elsewhere and not repeated: twenty launchers at once and a PID file nami
 
 import http.server
 import json
+import os
+import re
 import shutil
 import ssl
 import stat
@@ -20,8 +22,9 @@ import requests
 
 from helpers import PROJECT_DIR, command_env, make_settings, seed_shop
 from service_helpers import FAST, figures, seeded_view, shop_by_owner, wait_for_figures, wait_until
+from sleepguard.atomicfile import ensure_private_dir
 from sleepguard.client import BackendClient
-from sleepguard.exceptions import BackendError
+from sleepguard.exceptions import BackendError, SettingsError
 from sleepguard.pins import read_restored_pins, restored_pins_path
 
 CANARY_TOKEN = "canary-token-d41c7e05b9"
@@ -179,3 +182,48 @@ def test_a_self_signed_certificate_is_refused(self_signed_server, data_dir, monk
         with pytest.raises(BackendError) as caught:
             client.health()
     assert "GET /api/health: TLS certificate check failed" == str(caught.value)
+
+
+# --- DATA_DIR keeps the mode its owner gave it ---
+
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o705, 0o700])
+def test_an_existing_folder_keeps_its_mode(tmp_path, mode):
+    folder = tmp_path / "checkout"
+    folder.mkdir()
+    folder.chmod(mode)
+    assert ensure_private_dir(folder) == folder
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+
+
+def test_folders_sleepguard_makes_are_private_with_their_parents_even_under_umask_000(tmp_path):
+    target = tmp_path / "a" / "b" / "data"
+    old_umask = os.umask(0)
+    try:
+        ensure_private_dir(target)
+    finally:
+        os.umask(old_umask)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "a", tmp_path / "a" / "b", target)] == [0o700] * 3
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o1777, 0o722])
+def test_a_folder_others_can_write_into_is_refused_and_left_as_it_is(tmp_path, mode):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(SettingsError, match=re.escape(f"folder {folder} is writable by")):
+        ensure_private_dir(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+
+
+def test_the_launcher_leaves_an_existing_data_dir_as_it_found_it(data_dir, stopped_afterwards):
+    # The quick start runs in the checkout: 0755, and it must stay so.
+    data_dir.chmod(0o755)
+    result = subprocess.run([sys.executable, str(PROJECT_DIR / "start_all_super_services.py"), "--demo"],
+                            cwd=PROJECT_DIR, env=command_env(data_dir, **FAST), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] >= 1, 15, "a good backup")
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o755
+    loose = [f"{path.name} {stat.S_IMODE(path.stat().st_mode):04o}" for path in data_dir.rglob("*")
+             if stat.S_IMODE(path.stat().st_mode) != (0o700 if path.is_dir() else 0o600)]
+    assert not loose, "not private: " + ", ".join(loose)
