@@ -227,3 +227,11 @@ def test_the_launcher_leaves_an_existing_data_dir_as_it_found_it(data_dir, stopp
     loose = [f"{path.name} {stat.S_IMODE(path.stat().st_mode):04o}" for path in data_dir.rglob("*")
              if stat.S_IMODE(path.stat().st_mode) != (0o700 if path.is_dir() else 0o600)]
     assert not loose, "not private: " + ", ".join(loose)
+    # The quick start's DATA_DIR is the checkout: nothing the services leave there may be committed by mistake.
+    if shutil.which("git") is None or not (PROJECT_DIR / ".git").exists():
+        pytest.skip("not a git checkout: cannot ask git what it ignores")
+    names = sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*") if path.is_file())
+    assert ".launcher.lock" in names and "data_backup.json" in names
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT_DIR, capture_output=True,
+                             text=True, timeout=30).stdout.splitlines()
+    assert sorted(ignored) == names, f"not in .gitignore: {sorted(set(names) - set(ignored))}"
