@@ -235,3 +235,27 @@ def test_the_launcher_leaves_an_existing_data_dir_as_it_found_it(data_dir, stopp
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT_DIR, capture_output=True,
                              text=True, timeout=30).stdout.splitlines()
     assert sorted(ignored) == names, f"not in .gitignore: {sorted(set(names) - set(ignored))}"
+
+
+# --- the documents a newcomer reads point at files that exist ---
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_in_the_readme_and_docs_names_a_file_in_the_repository():
+    documents = [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]
+    assert PROJECT_DIR / "docs" / "DESIGN.md" in documents and PROJECT_DIR / "docs" / "babs10-api.md" in documents
+    readme_links = set(MARKDOWN_LINK.findall((PROJECT_DIR / "README.md").read_text()))
+    assert {"docs/DESIGN.md", "docs/babs10-api.md"} <= readme_links
+    broken = [f"{document.name}: {target}" for document in documents
+              for target in MARKDOWN_LINK.findall(document.read_text())
+              if "://" not in target and not target.startswith("mailto:") and not (document.parent / target).exists()]
+    assert not broken, f"links to files not in the repository: {broken}"
+
+
+def test_the_docs_hold_no_address_outside_example_domains():
+    addresses = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+    found = [f"{path.name}: {domain}" for path in [PROJECT_DIR / "README.md", *(PROJECT_DIR / "docs").glob("*.md")]
+             for domain in addresses.findall(path.read_text())
+             if domain.lower() not in ("example.com", "users.noreply.github.com")]
+    assert not found, f"personal data never in the repository: use @example.com ({found})"
