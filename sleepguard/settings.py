@@ -55,14 +55,16 @@ def _fraction(name, raw):
 def _url(name, raw):
     if raw == "":
         return ""
+    # Not the raw value in the message: a URL that does not parse may still hold a password.
+    example = f"{name} must be an http:// or https:// URL such as https://babs10.onrender.com"
     try:
         parsed = urlparse(raw)
         parsed.port  # a port that is not a number raises here, not deep inside a request
-    except ValueError:
-        parsed = None
-    if parsed is None or parsed.scheme not in ("http", "https") or not parsed.hostname:
-        # Not the raw value: a URL that does not parse may still hold a password.
-        raise SettingsError(f"{name} must be an http:// or https:// URL such as https://babs10.onrender.com")
+    except ValueError as exc:
+        # urllib's reasons name only the port or the brackets: "Port out of range 0-65535".
+        raise SettingsError(f"{example} ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(example)
     return raw.rstrip("/")
 
 
@@ -183,11 +185,21 @@ def is_loopback_url(url):
         return False
 
 
+# A .env is a few dozen lines; anything this large is another file named by mistake.
+MAX_ENV_FILE_BYTES = 1024 * 1024
+
+
 def _read_env_file(env_file, named):
     """The settings in env_file; a missing file is {} only when nobody named it (the default .env)."""
     try:
+        with open(env_file, "rb") as handle:
+            # Bounded: ENV_FILE=/dev/zero, or a backup named by mistake, must not eat the memory.
+            data = handle.read(MAX_ENV_FILE_BYTES + 1)
+        if len(data) > MAX_ENV_FILE_BYTES:
+            raise SettingsError(f"settings file {env_file} is over {MAX_ENV_FILE_BYTES} bytes: "
+                                f"is it the right file? point ENV_FILE at your .env")
         # utf-8-sig: a .env saved with a byte-order mark would otherwise hide its first setting.
-        text = Path(env_file).read_text(encoding="utf-8-sig")
+        text = data.decode("utf-8-sig")
     except FileNotFoundError:
         if not named:
             return {}

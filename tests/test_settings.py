@@ -191,3 +191,14 @@ def test_a_url_that_does_not_parse_is_refused_without_echoing_it(url):
     with pytest.raises(SettingsError) as caught:
         load_settings(environ={"BACKEND_URL": url}, env_file=NO_FILE)
     assert str(caught.value).startswith("BACKEND_URL must be an http:// or https:// URL") and url not in str(caught.value)
+
+
+def test_an_endless_or_huge_env_file_is_refused_without_reading_it_all():
+    with pytest.raises(SettingsError, match=re.escape("settings file /dev/zero is over 1048576 bytes: is it the right")):
+        load_settings(environ={"ENV_FILE": "/dev/zero"})
+
+
+def test_a_port_out_of_range_is_refused_saying_so():
+    with pytest.raises(SettingsError, match=re.escape("BACKEND_URL must be an http:// or https:// URL such as "
+                                                      "https://babs10.onrender.com (Port out of range 0-65535)")):
+        load_settings(environ={"BACKEND_URL": "http://127.0.0.1:99999"}, env_file=NO_FILE)
