@@ -1,4 +1,5 @@
-"""Bad inputs: every setting given a wrong value, damaged or hostile backup files, unsafe PIN files.
+"""Bad inputs: every setting given a wrong value, damaged or hostile backup files, unsafe PIN files,
+a DATA_DIR that cannot be made or that others can write into, a settings file missing or not UTF-8.
 
 Each is refused with one line on stderr naming the problem, a non-zero exit, and no change:
 no file in DATA_DIR, no record in the back end. Covered elsewhere and not repeated here:

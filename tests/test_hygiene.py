@@ -1,5 +1,8 @@
 """Hygiene over a whole owner's cycle: private files under umask 000, no secret anywhere, TLS always checked.
 
+Also: an existing DATA_DIR keeps its mode (one open to others is refused), every runtime file is in
+.gitignore, and the README and docs link only files that exist and hold no address but @example.com.
+
 Covered elsewhere and not repeated: twenty launchers at once and a PID file naming a foreign
 `sleep` (test_start_all_super_services.py, test_launcher.py), one command's files under umask 000
 (test_manual_backup.py, test_store.py, test_runner.py), the token kept out of one command's output
