@@ -1,5 +1,6 @@
 """Settings: environment first, then .env; every bad value fails at start naming the setting."""
 
+import os
 import re
 import stat
 
@@ -147,13 +148,15 @@ def test_an_env_file_with_a_byte_order_mark_keeps_its_first_setting(tmp_path):
 
 
 def test_relative_paths_are_taken_from_the_commands_folder_wherever_one_runs(monkeypatch, tmp_path):
-    (PROJECT_DIR / "tests" / "relative-test.env").write_text("KEEP_DAILY=4\n")
-    try:
-        monkeypatch.chdir(tmp_path)
-        settings = load_settings(environ={"DATA_DIR": "relative-data", "PINS_FILE": "owner/pins.json",
-                                          "ENV_FILE": "tests/relative-test.env"})
-    finally:
-        (PROJECT_DIR / "tests" / "relative-test.env").unlink()
+    env_file = tmp_path / "settings" / "shop.env"
+    env_file.parent.mkdir()
+    env_file.write_text("KEEP_DAILY=4\n")
+    # Run from another folder, where the same relative name would mean something else.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    settings = load_settings(environ={"DATA_DIR": "relative-data", "PINS_FILE": "owner/pins.json",
+                                      "ENV_FILE": os.path.relpath(env_file, PROJECT_DIR)})
     assert settings.data_dir == PROJECT_DIR / "relative-data" and settings.keep_daily == 4
     assert settings.pins_file == PROJECT_DIR / "owner" / "pins.json"
     assert not (PROJECT_DIR / "relative-data").exists(), "loading settings must not create DATA_DIR"
