@@ -11,7 +11,7 @@ import argparse
 import sys
 
 from sleepguard import auto_backup
-from sleepguard.exceptions import SleepguardError
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.settings import load_settings, require_backend
 
 
@@ -22,8 +22,8 @@ def main():
         settings = load_settings()
         require_backend(settings)
         return auto_backup.run(settings)
-    except SleepguardError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except EXPECTED as exc:
+        parser.exit(*error_exit(parser.prog, exc))
 
 
 if __name__ == "__main__":

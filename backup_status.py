@@ -11,7 +11,7 @@ import argparse
 import json
 import sys
 
-from sleepguard.exceptions import SleepguardError
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 from sleepguard.status import collect_status, format_status
@@ -25,8 +25,8 @@ def main():
         settings = load_settings()
         setup_command_logging()
         status = collect_status(settings)
-    except SleepguardError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except EXPECTED as exc:
+        parser.exit(*error_exit(parser.prog, exc))
     print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else format_status(status))
     return 0 if status["protected"] else 1
 

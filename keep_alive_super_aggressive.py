@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from sleepguard import keep_alive
-from sleepguard.exceptions import SleepguardError
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.settings import load_settings, require_backend
 
 
@@ -23,8 +23,8 @@ def main():
         settings = load_settings()
         require_backend(settings)
         return keep_alive.run(settings)
-    except SleepguardError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except EXPECTED as exc:
+        parser.exit(*error_exit(parser.prog, exc))
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import logging
 import sys
 
 from sleepguard.backup import describe, format_backup_list, take_backup
-from sleepguard.exceptions import SleepguardError
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 from sleepguard.store import BackupStore
@@ -33,8 +33,8 @@ def main():
             print(format_backup_list(BackupStore(settings).list_backups()))
             return 0
         outcome = take_backup(settings, accept_shrink=args.accept_shrink)
-    except SleepguardError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except EXPECTED as exc:
+        parser.exit(*error_exit(parser.prog, exc))
     print(describe(outcome))
     return 0 if outcome.kind in ("good", "unchanged") else 1
 

@@ -10,7 +10,7 @@ import argparse
 import sys
 
 from sleepguard import launcher
-from sleepguard.exceptions import SleepguardError
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 
@@ -33,8 +33,8 @@ def main():
         else:
             start = launcher.restart_services if args.restart else launcher.start_services
             report = start(settings, demo=args.demo)
-    except SleepguardError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+    except EXPECTED as exc:
+        parser.exit(*error_exit(parser.prog, exc))
     print("\n".join(report.lines))
     return report.exit_code
 

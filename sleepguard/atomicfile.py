@@ -3,9 +3,12 @@
 import json
 import os
 import re
+import stat
 import tempfile
 import time
 from pathlib import Path
+
+from .exceptions import SettingsError
 
 PRIVATE_FILE_MODE = 0o600
 PRIVATE_DIR_MODE = 0o700
@@ -15,15 +18,32 @@ TEMP_NAME = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 STALE_TEMP_SECONDS = 60
 
 
+def refuse_open_folder(path, name="folder"):
+    """Raise SettingsError when group or others may write into path: they could swap our temp files there."""
+    mode = stat.S_IMODE(os.stat(path).st_mode)
+    open_to = [who for who, bit in (("its group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if mode & bit]
+    if open_to:
+        raise SettingsError(f"{name} {path} is writable by {' and '.join(open_to)} (mode {mode:04o}), who could "
+                            f"replace the files sleepguard writes there: run chmod go-w {path}, or choose another")
+
+
 def ensure_private_dir(path):
-    """Create the folder (and parents) if needed and make it readable by the owner only."""
+    """Create the folder (and parents) 0700 if missing; an existing one keeps its mode unless others may write it.
+
+    An existing folder is the owner's (the checkout, a shared parent): chmodding it would surprise them.
+    Raises SettingsError when group or others may write into it, OSError when it cannot be created.
+    """
     path = Path(path)
     # Parents we create are private too (mkdir's parents=True would follow the umask): a world-writable
     # parent would let anyone move the folder away and put another in its place.
     for missing in reversed([folder for folder in (path, *path.parents) if not folder.exists()]):
-        missing.mkdir(mode=PRIVATE_DIR_MODE, exist_ok=True)
+        try:
+            missing.mkdir(mode=PRIVATE_DIR_MODE)
+        except FileExistsError:
+            # Another process made it meanwhile: it is checked below like any existing folder.
+            continue
         os.chmod(missing, PRIVATE_DIR_MODE)
-    os.chmod(path, PRIVATE_DIR_MODE)
+    refuse_open_folder(path)
     return path
 
 

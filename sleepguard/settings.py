@@ -1,5 +1,7 @@
 """Settings: environment first, then .env beside the commands, validated into one object."""
 
+import io
+import ipaddress
 import os
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -7,6 +9,7 @@ from urllib.parse import urlparse
 
 from dotenv import dotenv_values
 
+from .atomicfile import refuse_open_folder
 from .exceptions import SettingsError
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -52,17 +55,25 @@ def _fraction(name, raw):
 def _url(name, raw):
     if raw == "":
         return ""
-    parsed = urlparse(raw)
-    if parsed.scheme not in ("http", "https") or not parsed.netloc:
-        raise SettingsError(f"{name} must be an http:// or https:// URL, got {raw!r}")
+    # Not the raw value in the message: a URL that does not parse may still hold a password.
+    example = f"{name} must be an http:// or https:// URL such as https://babs10.onrender.com"
+    try:
+        parsed = urlparse(raw)
+        parsed.port  # a port that is not a number raises here, not deep inside a request
+    except ValueError as exc:
+        # urllib's reasons name only the port or the brackets: "Port out of range 0-65535".
+        raise SettingsError(f"{example} ({exc})") from None
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise SettingsError(example)
     return raw.rstrip("/")
 
 
-def _choice(choices):
+def _choice(choices, fold=None):
     def parse(name, raw):
-        if raw not in choices:
+        value = fold(raw) if fold else raw
+        if value not in choices:
             raise SettingsError(f"{name} must be one of {', '.join(choices)}, got {raw!r}")
-        return raw
+        return value
     return parse
 
 
@@ -73,7 +84,10 @@ def _text(name, raw):
 def _path(name, raw):
     if raw.strip() == "":
         raise SettingsError(f"{name} must be a folder or file path, got an empty value")
-    return Path(raw).expanduser()
+    if "\0" in raw:
+        raise SettingsError(f"{name} must be a folder or file path, got one with a NUL character in it")
+    # Relative to the commands' folder, as the default is: the same place whichever folder a command runs from.
+    return PROJECT_DIR / Path(raw).expanduser()
 
 
 def _folder(name, raw):
@@ -81,6 +95,8 @@ def _folder(name, raw):
     # Checked here, so every command refuses it in one line instead of failing deep inside with a traceback.
     if path.exists() and not path.is_dir():
         raise SettingsError(f"{name} must be a folder, but {path} is a file")
+    if path.is_dir():
+        refuse_open_folder(path, name)
     return path
 
 
@@ -113,8 +129,12 @@ SETTINGS = {
     "SLOW_ANSWER_SECONDS": ("5", _seconds, "a health answer slower than this after a quiet spell means a cold start"),
     "LOG_MAX_BYTES": ("1048576", lambda n, r: _count(n, r, 1024), "size at which a log file is rotated"),
     "LOG_BACKUP_COUNT": ("3", lambda n, r: _count(n, r, 1), "rotated log files kept per service"),
-    "LOG_LEVEL": ("INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR")), "log detail"),
+    "LOG_LEVEL": ("INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR"), fold=str.upper), "log detail"),
 }
+
+# Loops faster than this hammer a host: allowed only against a back end on this machine (the demo, the tests).
+MIN_REMOTE_INTERVAL = 1.0
+INTERVALS = ("KEEP_ALIVE_INTERVAL", "BACKUP_INTERVAL", "TRIGGER_POLL_INTERVAL", "RESTORE_CHECK_INTERVAL")
 
 
 @dataclass(frozen=True)
@@ -154,11 +174,74 @@ class Settings:
         return f"Settings({shown})"
 
 
+def is_loopback_url(url):
+    """True when url names this machine (127.0.0.0/8, ::1, localhost): only there may loops run sub-second."""
+    host = (urlparse(url).hostname or "").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+# A .env is a few dozen lines; anything this large is another file named by mistake.
+MAX_ENV_FILE_BYTES = 1024 * 1024
+
+
+def _read_env_file(env_file, named):
+    """The settings in env_file; a missing file is {} only when nobody named it (the default .env)."""
+    try:
+        with open(env_file, "rb") as handle:
+            # Bounded: ENV_FILE=/dev/zero, or a backup named by mistake, must not eat the memory.
+            data = handle.read(MAX_ENV_FILE_BYTES + 1)
+        if len(data) > MAX_ENV_FILE_BYTES:
+            raise SettingsError(f"settings file {env_file} is over {MAX_ENV_FILE_BYTES} bytes: "
+                                f"is it the right file? point ENV_FILE at your .env")
+        # utf-8-sig: a .env saved with a byte-order mark would otherwise hide its first setting.
+        text = data.decode("utf-8-sig")
+    except FileNotFoundError:
+        if not named:
+            return {}
+        raise SettingsError(f"ENV_FILE {env_file} does not exist: create it, or unset ENV_FILE "
+                            f"to use {DEFAULT_ENV_FILE}") from None
+    except IsADirectoryError:
+        raise SettingsError(f"settings file {env_file} is a folder: point ENV_FILE at a file") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object[:exc.start].count(b"\n") + 1
+        raise SettingsError(f"settings file {env_file} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} "
+                            f"on line {line}): save it as UTF-8") from None
+    except OSError as exc:
+        raise SettingsError(f"settings file {env_file} cannot be read ({exc.strerror}): "
+                            f"check its permissions") from None
+    return dotenv_values(stream=io.StringIO(text))
+
+
+def _refuse_fast_loops_against_a_remote_host(values):
+    """Sub-second intervals are for the demo and the tests: against a real host they are abuse."""
+    urls = [url for url in (values["backend_url"], values["snapshot_url"]) if url]
+    remote = [url for url in urls if not is_loopback_url(url)]
+    if not remote:
+        return
+    for name in INTERVALS:
+        if values[name.lower()] < MIN_REMOTE_INTERVAL:
+            # The host only, never the whole URL: it may hold a password.
+            raise SettingsError(f"{name} must be at least {MIN_REMOTE_INTERVAL:g} s for a back end on another "
+                                f"machine ({urlparse(remote[0]).hostname}), got {values[name.lower()]:g}; "
+                                f"shorter intervals are for a back end on 127.0.0.1 or localhost only")
+
+
 def load_settings(environ=None, env_file=None):
-    """Read settings from environ (default os.environ), then the .env file; raise SettingsError on a bad value."""
+    """Read settings from environ (default os.environ), then the .env file; raise SettingsError on a bad value.
+
+    env_file (or else ENV_FILE) names a file that must exist; without either, .env beside the commands is
+    read if it is there. A relative path is taken from the commands' folder.
+    """
     environ = os.environ if environ is None else environ
-    env_file = Path(env_file or environ.get("ENV_FILE") or DEFAULT_ENV_FILE)
-    from_file = dotenv_values(env_file) if env_file.is_file() else {}
+    named = env_file or environ.get("ENV_FILE")
+    if named is not None and str(named).strip() == "":
+        named = None
+    from_file = _read_env_file(_path("ENV_FILE", str(named)) if named else DEFAULT_ENV_FILE, named is not None)
     values = {}
     for name, (default, parse, _what) in SETTINGS.items():
         raw = environ.get(name)
@@ -171,7 +254,8 @@ def load_settings(environ=None, env_file=None):
         values["snapshot_url"] = values["backend_url"] + "/api/admin/snapshot"
     if values["backend_mode"] == "snapshot" and values["backend_url"] and not values["api_token"]:
         raise SettingsError("API_TOKEN must be set when BACKEND_MODE is snapshot")
-    values["pins_file"] = Path(values["pins_file"]).expanduser() if values["pins_file"] else values["data_dir"] / "pins.json"
+    values["pins_file"] = _path("PINS_FILE", values["pins_file"]) if values["pins_file"] else values["data_dir"] / "pins.json"
+    _refuse_fast_loops_against_a_remote_host(values)
     return Settings(**values)
 
 

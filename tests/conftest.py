@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import requests
 
-from helpers import make_settings, start_demo_process
+from helpers import NO_SETTINGS_FILE, make_settings, start_demo_process
 from service_helpers import processes_of
 from sleepguard.launcher import stop_services
 from sleepguard.settings import SETTINGS
@@ -78,11 +78,11 @@ def data_dir(tmp_path):
 
 
 @pytest.fixture(autouse=True)
-def clean_settings_env(monkeypatch, tmp_path):
+def clean_settings_env(monkeypatch):
     """No setting of the developer's shell or .env leaks into a test."""
     for name in SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("ENV_FILE", str(tmp_path / "no-such.env"))
+    monkeypatch.setenv("ENV_FILE", NO_SETTINGS_FILE)
 
 
 def pytest_addoption(parser):

@@ -13,6 +13,8 @@ import requests
 from sleepguard.settings import SETTINGS, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
+# An existing, empty settings file: a named ENV_FILE must exist, and none of the developer's .env leaks in.
+NO_SETTINGS_FILE = os.devnull
 COMMANDS = ["start_all_super_services.py", "keep_alive_super_aggressive.py", "auto_backup_super_aggressive.py",
             "auto_restore_service.py", "backup_status.py", "manual_backup.py", "restore_simple.py"]
 
@@ -22,7 +24,7 @@ def make_settings(data_dir, backend_url="", **overrides):
     environ = {"DATA_DIR": str(data_dir), "BACKEND_URL": backend_url, "READ_TIMEOUT": "5",
                "CONNECT_TIMEOUT": "2", "RETRY_BACKOFF": "0.05", "RETRIES": "2",
                **{k.upper(): str(v) for k, v in overrides.items()}}
-    return load_settings(environ=environ, env_file="/nonexistent/.env")
+    return load_settings(environ=environ, env_file=NO_SETTINGS_FILE)
 
 
 def seed_shop(url, users=3, customers=4, prefix="owner", pin_of=lambda i: f"{4000 + i}", workers=16):
@@ -71,7 +73,7 @@ def command_env(data_dir, backend_url="", **overrides):
     """Environment for a command subprocess: our settings only, fast and private."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "BACKEND_URL": backend_url, "READ_TIMEOUT": "5", "CONNECT_TIMEOUT": "2",
-                "RETRY_BACKOFF": "0.05", "RETRIES": "2", "ENV_FILE": str(Path(data_dir).parent / "no-such.env")})
+                "RETRY_BACKOFF": "0.05", "RETRIES": "2", "ENV_FILE": NO_SETTINGS_FILE})
     env.update({k.upper(): str(v) for k, v in overrides.items()})
     return env
 

@@ -1,4 +1,5 @@
-"""Bad inputs: every setting given a wrong value, damaged or hostile backup files, unsafe PIN files.
+"""Bad inputs: every setting given a wrong value, damaged or hostile backup files, unsafe PIN files,
+a DATA_DIR that cannot be made or that others can write into, a settings file missing or not UTF-8.
 
 Each is refused with one line on stderr naming the problem, a non-zero exit, and no change:
 no file in DATA_DIR, no record in the back end. Covered elsewhere and not repeated here:
@@ -9,6 +10,7 @@ in-process messages of bad settings (test_settings.py), BACKUP_INTERVAL=soon for
 
 import json
 import os
+import stat
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -16,7 +18,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import DemoBackend
-from helpers import COMMANDS, PROJECT_DIR, command_env, files_under, free_port, make_settings, seed_shop
+from helpers import (COMMANDS, NO_SETTINGS_FILE, PROJECT_DIR, command_env, files_under, free_port, make_settings,
+                     seed_shop)
 from service_helpers import processes_of
 from sleepguard import store
 from sleepguard.backup import take_backup
@@ -116,7 +119,7 @@ def test_every_wrong_setting_is_refused_naming_it(name, tmp_path):
     environ = {"BACKEND_URL": "http://127.0.0.1:9", "DATA_DIR": str(tmp_path), **extra,
                name: resolve(value, tmp_path)}
     with pytest.raises((SettingsError, PinFileError)) as caught:
-        settings = load_settings(environ=environ, env_file="/nonexistent/.env")
+        settings = load_settings(environ=environ, env_file=NO_SETTINGS_FILE)
         load_pins_file(settings.pins_file)  # the one setting checked where it is used
     assert words in str(caught.value) and "\n" not in str(caught.value)
 
@@ -332,3 +335,58 @@ def test_unsafe_pin_files_are_refused_in_one_line_and_restore_nothing(wiped_shop
         assert only_the_backup_line(result.stdout), result.stdout
         assert not any(pin in result.stdout + result.stderr for pin in PINS), "a PIN reached the output"
     assert_nothing_changed(demo, data_dir, before)
+
+
+# --- a DATA_DIR that cannot be made, a settings file that is wrong: one line from every command ---
+
+SERVICES_AND_LAUNCHER = ["start_all_super_services.py", "keep_alive_super_aggressive.py",
+                         "auto_backup_super_aggressive.py", "auto_restore_service.py"]
+# /proc cannot hold a new folder (ENOENT, or EACCES when not root); /sys refuses one even to root (EPERM).
+UNMAKEABLE = {"/proc/sleepguard-x/data": "/proc/sleepguard-x", "/sys/sleepguard-x/data": "/sys/sleepguard-x"}
+
+
+@pytest.mark.parametrize("data_dir", list(UNMAKEABLE))
+def test_a_data_dir_that_cannot_be_made_is_one_line_from_the_launcher_and_each_service(data_dir):
+    env = command_env(data_dir, f"http://127.0.0.1:{free_port()}")
+    results = run_all([(command, (), env) for command in SERVICES_AND_LAUNCHER])
+    problems = [f"{command}: {problem}" for command, result in zip(SERVICES_AND_LAUNCHER, results)
+                if (problem := one_line_error(result, command, f"cannot use {UNMAKEABLE[data_dir]}", "DATA_DIR"))]
+    assert not problems, "\n".join(problems)
+    assert all("Traceback" not in result.stderr and result.stdout == "" for result in results)
+    assert not os.path.exists(UNMAKEABLE[data_dir])
+
+
+def settings_file_cases(folder):
+    """{case: (ENV_FILE, what the one line must say)}, the files written under folder."""
+    latin1 = folder / "latin1.env"
+    latin1.write_bytes("BACKEND_URL=http://127.0.0.1:9\n# Jörg's shop\n".encode("latin-1"))
+    return {"not UTF-8": (latin1, f"settings file {latin1} is not UTF-8 text (byte 0xf6 on line 2): save it as UTF-8"),
+            "missing": (folder / "typo.env", f"ENV_FILE {folder / 'typo.env'} does not exist: create it"),
+            "a folder": (folder, f"settings file {folder} is a folder: point ENV_FILE at a file")}
+
+
+def test_a_wrong_settings_file_is_one_line_from_every_command_and_changes_nothing(tmp_path, data_dir):
+    cases = settings_file_cases(tmp_path)
+    before = files_under(tmp_path)
+    jobs = [(case, command) for case in cases for command in COMMANDS]
+    results = run_all([(command, (), command_env(data_dir, "http://127.0.0.1:9", ENV_FILE=cases[case][0]))
+                       for case, command in jobs])
+    problems = [f"{case} via {command}: {problem}" for (case, command), result in zip(jobs, results)
+                if (problem := one_line_error(result, command, cases[case][1]))]
+    assert not problems, "\n".join(problems)
+    assert all("Traceback" not in result.stderr and result.stdout == "" for result in results)
+    assert files_under(tmp_path) == before, "a command wrote something despite a wrong settings file"
+
+
+@pytest.mark.parametrize("mode", [0o777, 0o1777, 0o770])
+def test_a_data_dir_others_can_write_into_is_refused_by_every_command_and_left_as_it_is(tmp_path, mode):
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(mode)
+    before = files_under(shared)
+    results = run_all([(command, (), command_env(shared, "http://127.0.0.1:9")) for command in COMMANDS])
+    problems = [f"{command}: {problem}" for command, result in zip(COMMANDS, results)
+                if (problem := one_line_error(result, command, f"DATA_DIR {shared} is writable by",
+                                              f"(mode {mode:04o})", f"chmod go-w {shared}"))]
+    assert not problems, "\n".join(problems)
+    assert files_under(shared) == before and stat.S_IMODE(shared.stat().st_mode) == mode

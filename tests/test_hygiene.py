@@ -1,5 +1,8 @@
 """Hygiene over a whole owner's cycle: private files under umask 000, no secret anywhere, TLS always checked.
 
+Also: an existing DATA_DIR keeps its mode (one open to others is refused), every runtime file is in
+.gitignore, and the README and docs link only files that exist and hold no address but @example.com.
+
 Covered elsewhere and not repeated: twenty launchers at once and a PID file naming a foreign
 `sleep` (test_start_all_super_services.py, test_launcher.py), one command's files under umask 000
 (test_manual_backup.py, test_store.py, test_runner.py), the token kept out of one command's output
@@ -8,6 +11,8 @@ Covered elsewhere and not repeated: twenty launchers at once and a PID file nami
 
 import http.server
 import json
+import os
+import re
 import shutil
 import ssl
 import stat
@@ -20,8 +25,9 @@ import requests
 
 from helpers import PROJECT_DIR, command_env, make_settings, seed_shop
 from service_helpers import FAST, figures, seeded_view, shop_by_owner, wait_for_figures, wait_until
+from sleepguard.atomicfile import ensure_private_dir
 from sleepguard.client import BackendClient
-from sleepguard.exceptions import BackendError
+from sleepguard.exceptions import BackendError, SettingsError
 from sleepguard.pins import read_restored_pins, restored_pins_path
 
 CANARY_TOKEN = "canary-token-d41c7e05b9"
@@ -179,3 +185,80 @@ def test_a_self_signed_certificate_is_refused(self_signed_server, data_dir, monk
         with pytest.raises(BackendError) as caught:
             client.health()
     assert "GET /api/health: TLS certificate check failed" == str(caught.value)
+
+
+# --- DATA_DIR keeps the mode its owner gave it ---
+
+@pytest.mark.parametrize("mode", [0o755, 0o750, 0o705, 0o700])
+def test_an_existing_folder_keeps_its_mode(tmp_path, mode):
+    folder = tmp_path / "checkout"
+    folder.mkdir()
+    folder.chmod(mode)
+    assert ensure_private_dir(folder) == folder
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+
+
+def test_folders_sleepguard_makes_are_private_with_their_parents_even_under_umask_000(tmp_path):
+    target = tmp_path / "a" / "b" / "data"
+    old_umask = os.umask(0)
+    try:
+        ensure_private_dir(target)
+    finally:
+        os.umask(old_umask)
+    assert [stat.S_IMODE(path.stat().st_mode) for path in (tmp_path / "a", tmp_path / "a" / "b", target)] == [0o700] * 3
+
+
+@pytest.mark.parametrize("mode", [0o775, 0o1777, 0o722])
+def test_a_folder_others_can_write_into_is_refused_and_left_as_it_is(tmp_path, mode):
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    folder.chmod(mode)
+    with pytest.raises(SettingsError, match=re.escape(f"folder {folder} is writable by")):
+        ensure_private_dir(folder)
+    assert stat.S_IMODE(folder.stat().st_mode) == mode
+
+
+def test_the_launcher_leaves_an_existing_data_dir_as_it_found_it(data_dir, stopped_afterwards):
+    # The quick start runs in the checkout: 0755, and it must stay so.
+    data_dir.chmod(0o755)
+    result = subprocess.run([sys.executable, str(PROJECT_DIR / "start_all_super_services.py"), "--demo"],
+                            cwd=PROJECT_DIR, env=command_env(data_dir, **FAST), stdin=subprocess.DEVNULL,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] >= 1, 15, "a good backup")
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o755
+    loose = [f"{path.name} {stat.S_IMODE(path.stat().st_mode):04o}" for path in data_dir.rglob("*")
+             if stat.S_IMODE(path.stat().st_mode) != (0o700 if path.is_dir() else 0o600)]
+    assert not loose, "not private: " + ", ".join(loose)
+    # The quick start's DATA_DIR is the checkout: nothing the services leave there may be committed by mistake.
+    if shutil.which("git") is None or not (PROJECT_DIR / ".git").exists():
+        pytest.skip("not a git checkout: cannot ask git what it ignores")
+    names = sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*") if path.is_file())
+    assert ".launcher.lock" in names and "data_backup.json" in names
+    ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT_DIR, capture_output=True,
+                             text=True, timeout=30).stdout.splitlines()
+    assert sorted(ignored) == names, f"not in .gitignore: {sorted(set(names) - set(ignored))}"
+
+
+# --- the documents a newcomer reads point at files that exist ---
+
+MARKDOWN_LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
+
+
+def test_every_relative_link_in_the_readme_and_docs_names_a_file_in_the_repository():
+    documents = [PROJECT_DIR / "README.md", *sorted((PROJECT_DIR / "docs").glob("*.md"))]
+    assert PROJECT_DIR / "docs" / "DESIGN.md" in documents and PROJECT_DIR / "docs" / "babs10-api.md" in documents
+    readme_links = set(MARKDOWN_LINK.findall((PROJECT_DIR / "README.md").read_text()))
+    assert {"docs/DESIGN.md", "docs/babs10-api.md"} <= readme_links
+    broken = [f"{document.name}: {target}" for document in documents
+              for target in MARKDOWN_LINK.findall(document.read_text())
+              if "://" not in target and not target.startswith("mailto:") and not (document.parent / target).exists()]
+    assert not broken, f"links to files not in the repository: {broken}"
+
+
+def test_the_docs_hold_no_address_outside_example_domains():
+    addresses = re.compile(r"[\w.+-]+@([\w-]+(?:\.[\w-]+)+)")
+    found = [f"{path.name}: {domain}" for path in [PROJECT_DIR / "README.md", *(PROJECT_DIR / "docs").glob("*.md")]
+             for domain in addresses.findall(path.read_text())
+             if domain.lower() not in ("example.com", "users.noreply.github.com")]
+    assert not found, f"personal data never in the repository: use @example.com ({found})"

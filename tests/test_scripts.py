@@ -1,6 +1,11 @@
 """Every top-level command is a short, documented file with a test of its own (psutil's test_scripts idea)."""
 
 import ast
+import signal
+import socket
+import subprocess
+import sys
+import threading
 
 import pytest
 
@@ -41,3 +46,43 @@ def test_each_command_refuses_a_bad_setting_with_one_line(command, data_dir):
     assert result.returncode != 0
     assert result.stderr.strip().count("\n") == 0, result.stderr
     assert "BACKUP_INTERVAL" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def never_answers():
+    """A loopback server that accepts connections and never answers; yields (URL, an Event set on each accept)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    accepted, held = threading.Event(), []
+
+    def accept():
+        while True:
+            try:
+                connection, _address = server.accept()
+            except OSError:
+                return
+            held.append(connection)
+            accepted.set()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield f"http://127.0.0.1:{server.getsockname()[1]}", accepted
+    server.close()
+    for connection in held:
+        connection.close()
+
+
+@pytest.mark.parametrize("command", ["manual_backup.py", "backup_status.py"])
+def test_ctrl_c_while_a_command_waits_for_the_back_end_is_one_line(command, data_dir, never_answers):
+    url, accepted = never_answers
+    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / command)], cwd=PROJECT_DIR,
+                               env=command_env(data_dir, url, READ_TIMEOUT=60), stdin=subprocess.DEVNULL,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert accepted.wait(30), "the command never called the back end"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+        process.communicate()
+    assert process.returncode == 130
+    assert stderr == f"{command}: interrupted: every file is written whole or not at all, so it is safe to run it again\n"
+    assert stdout == "" and list(data_dir.iterdir()) == []
