@@ -197,7 +197,7 @@ class Bench:
 
     def __init__(self, workdir):
         self.workdir = Path(workdir)
-        self.env_file = self.workdir / "no-such.env"
+        self.env_file = Path(os.devnull)
         self.pins_file = self.workdir / "pins.json"
 
     def write_pins(self, pins):

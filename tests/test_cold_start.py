@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pytest
 import requests
 
-from helpers import command_env, seed_shop
+from helpers import NO_SETTINGS_FILE, command_env, seed_shop
 from service_helpers import (BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_until)
 from sleepguard.runner import read_state
@@ -32,7 +32,7 @@ LONGEST_COLD_START = 60
 
 
 def test_the_default_timeouts_outlast_the_longest_cold_start():
-    settings = load_settings(environ={}, env_file="/nonexistent/.env")
+    settings = load_settings(environ={}, env_file=NO_SETTINGS_FILE)
     assert settings.read_timeout > LONGEST_COLD_START, "a request held through a cold start would time out"
     # Even a read that times out once is tried again: the whole budget of one request outlasts it too.
     assert settings.read_timeout * (settings.retries + 1) > LONGEST_COLD_START

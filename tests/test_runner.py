@@ -42,7 +42,7 @@ def tick(context):
             "tick": context.iteration, "woken": context.woken, "wakes": len(wakes), "path": Path("/x")}
 
 
-settings = load_settings(env_file=Path(__file__).with_name("missing.env"))
+settings = load_settings(env_file=os.devnull)
 try:
     sys.exit(run_service("demo_tick_service", "demo_tick.log", settings,
                          float(os.environ["DEMO_INTERVAL"]), tick,
