@@ -384,7 +384,8 @@ class BackupStore:
                 return BackupOutcome("good", judgement.reason, judgement, path, counts)
             path, reason = self._hold_suspect(snapshot, judgement)
             if (accept_shrink or accept_current) and judgement.verdict == "wipe":
-                reason += "; a wipe is never accepted as the new good backup"
+                accepting = "a shrink" if accept_shrink else "the current back end"
+                reason += f"; accepting {accepting} never promotes a wipe"
             return BackupOutcome("suspect", reason, judgement, path, counts)
 
     def _mark_verified(self, found):

@@ -267,7 +267,7 @@ def test_a_foreign_back_end_is_held_until_the_owner_accepts_it(data_dir):
 def test_a_wipe_is_never_accepted_as_current(store):
     store.record(make_snapshot())
     outcome = store.record(Snapshot(users=[], meta={"created_at": "2026-11-29T02:00:00.000000Z"}), accept_current=True)
-    assert outcome.kind == "suspect" and "never accepted" in outcome.reason
+    assert outcome.kind == "suspect" and "never promotes a wipe" in outcome.reason
 
 
 def test_backup_files_never_hold_the_credentials_of_the_url(data_dir):
