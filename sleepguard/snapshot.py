@@ -17,6 +17,8 @@ from .exceptions import BackupFileError
 
 FORMAT = "sleepguard-backup"
 FORMAT_VERSION = 1
+# The server's own clock: every user and customer carries these (ISO-8601, no zone, UTC).
+SERVER_TIME_FIELDS = ("created_at", "updated_at")
 
 
 def utc_now_iso():
@@ -33,6 +35,11 @@ def parse_utc_time(text):
     except ValueError:
         return None
     return moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+
+
+def server_time(record):
+    """The newest of a record's server timestamps (created or updated), as aware UTC; None when it has none."""
+    return max(filter(None, (parse_utc_time(record.get(name)) for name in SERVER_TIME_FIELDS)), default=None)
 
 
 def canonical_json(value):
@@ -83,6 +90,15 @@ class Snapshot:
     def record_ids(self):
         """Ids of every user and customer: a record keeps its id only while the back end keeps it."""
         return {u.get("id") for u in self.users} | {c.get("id") for u in self.users for c in u["customers"]}
+
+    def records(self):
+        """Every user and customer of the read, customers without an owner included."""
+        customers = [c for u in self.users for c in u["customers"]] + self.unowned_customers
+        return [{k: v for k, v in u.items() if k != "customers"} for u in self.users] + customers
+
+    def watermark(self):
+        """The newest server timestamp of the read: every record it holds existed by then. None without any."""
+        return max(filter(None, map(server_time, self.records())), default=None)
 
     def to_document(self):
         return {"format": FORMAT, "format_version": FORMAT_VERSION, **self.meta,

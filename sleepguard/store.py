@@ -8,6 +8,7 @@ good backup whole; a damaged file is reported and skipped, never silently delete
 
 import dataclasses
 import fcntl
+import json
 import logging
 import os
 import re
@@ -22,6 +23,7 @@ from .atomicfile import (PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, json_
 from .exceptions import BackupFileError
 from .flocks import flock_within
 from .snapshot import Snapshot, parse_backup, parse_utc_time, utc_now_iso
+from .urls import without_credentials
 from .wipe import Judgement, judge_read
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,8 @@ STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 # keep one we could not read back.
 MAX_BACKUP_FILE_BYTES = 50 * 1024 * 1024
 # backup-20261129T015105.123456Z-1a2b3c4d.json, with -2, -3... when that name was taken.
+# DATA_DIRs whose files were checked for credentials in their recorded URL by this process.
+_SCRUBBED = set()
 _OUR_NAME = re.compile(r"^(backup|suspect)-(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{8})(?:-(\d+))?\.json$")
 
 
@@ -133,12 +137,13 @@ def _checksum_of(path):
 
 
 def _stamped(snapshot):
-    """The snapshot with a created_at (now, if the read carried none) and that time."""
-    created = parse_utc_time(snapshot.meta.get("created_at"))
-    if created is None:
-        snapshot = dataclasses.replace(snapshot, meta={**snapshot.meta, "created_at": utc_now_iso()})
-        created = parse_utc_time(snapshot.meta["created_at"])
-    return snapshot, created
+    """The snapshot as it is written: a created_at (now, if the read carried none), its URL without credentials."""
+    meta = dict(snapshot.meta)
+    if parse_utc_time(meta.get("created_at")) is None:
+        meta["created_at"] = utc_now_iso()
+    if meta.get("backend_url"):
+        meta["backend_url"] = without_credentials(meta["backend_url"])
+    return dataclasses.replace(snapshot, meta=meta), parse_utc_time(meta["created_at"])
 
 
 def _began_before(snapshot, latest):
@@ -319,9 +324,30 @@ class BackupStore:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             self._remove_stale_temp_files()
+            self._scrub_credentials_once()
             yield
         finally:
             os.close(fd)
+
+    def _scrub_credentials_once(self):
+        """Files written before URLs were recorded without credentials are rewritten once, atomically, without them."""
+        if self.data_dir in _SCRUBBED:
+            return
+        paths = [self.latest_path, *_visible_files(self.history_dir), *_visible_files(self.suspect_dir)]
+        for path in paths:
+            try:
+                document = json.loads(read_backup_bytes(path))
+            except (BackupFileError, ValueError):
+                continue  # a damaged file stays as it is, for the owner to see in --list
+            url = document.get("backend_url") if isinstance(document, dict) else None
+            if not isinstance(url, str) or without_credentials(url) == url:
+                continue
+            touched = path.stat()
+            write_atomic(path, json_bytes({**document, "backend_url": without_credentials(url)}))
+            # The mtime of data_backup.json says when its data was last verified: keep it.
+            os.utime(path, ns=(touched.st_atime_ns, touched.st_mtime_ns))
+            log.warning("removed the credentials from the back-end URL recorded in %s", path.name)
+        _SCRUBBED.add(self.data_dir)
 
     def _remove_stale_temp_files(self):
         """Temp files of writes killed mid-way would pile up, one per kill: each write clears the old ones."""
@@ -331,11 +357,15 @@ class BackupStore:
                 log.info("removed %d temp files left by writes that were cut short: %s", len(removed),
                          ", ".join(sorted(removed)))
 
-    def record(self, snapshot, accept_shrink=False):
-        """Judge a fresh read against the latest good backup and keep it as good, unchanged or suspect."""
+    def record(self, snapshot, accept_shrink=False, accept_current=False):
+        """Judge a fresh read against the latest good backup and keep it as good, unchanged or suspect.
+
+        accept_shrink promotes a large drop, accept_current a foreign back end: the owner's decisions. A wipe never.
+        """
         with self._locked():
             found = self._find_latest_good()
-            judgement = judge_read(snapshot, found and found.snapshot, self.settings.large_drop_fraction)
+            judgement = judge_read(snapshot, found and found.snapshot, self.settings.large_drop_fraction,
+                                   backend_url=self.settings.backend_url)
             counts = snapshot.counts()
             if judgement.verdict == "unchanged":
                 self._mark_verified(found)
@@ -347,12 +377,15 @@ class BackupStore:
                                      "and lacks records it has: the latest good backup stays", judgement, found.path,
                                      counts)
             # A wipe is never promoted, not even when the owner accepts a shrink.
-            if judgement.good or (accept_shrink and judgement.verdict == "large_drop"):
+            accepted = ((accept_shrink and judgement.verdict == "large_drop")
+                        or (accept_current and judgement.verdict == "foreign"))
+            if judgement.good or accepted:
                 path = self._write_good(snapshot, found)
                 return BackupOutcome("good", judgement.reason, judgement, path, counts)
             path, reason = self._hold_suspect(snapshot, judgement)
-            if accept_shrink:
-                reason += "; accepting a shrink never promotes a wipe"
+            if (accept_shrink or accept_current) and judgement.verdict == "wipe":
+                accepting = "a shrink" if accept_shrink else "the current back end"
+                reason += f"; accepting {accepting} never promotes a wipe"
             return BackupOutcome("suspect", reason, judgement, path, counts)
 
     def _mark_verified(self, found):

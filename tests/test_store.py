@@ -245,3 +245,50 @@ def test_a_reader_waits_for_a_backup_being_written_but_never_hangs_on_a_stopped_
     assert not done.wait(0.05), "the reader must wait while a backup is being written"
     assert done.wait(10), "the reader must not hang on a writer that never finishes"
     os.close(writer)
+
+
+def test_a_foreign_back_end_is_held_until_the_owner_accepts_it(data_dir):
+    store = BackupStore(make_settings(data_dir, backend_url="http://127.0.0.1:8000"))
+    good = make_snapshot()
+    good.meta["backend_url"] = "http://127.0.0.1:8000"
+    assert store.record(good).kind == "good"
+    before = (history_names(store), store.latest_path.read_bytes())
+    other = make_snapshot(owners=1, ids="other")
+    other.users[0]["email"] = "someone@example.com"
+    other.users[0]["created_at"] = "2026-10-01T10:00:00"
+    held = store.record(other)
+    assert held.kind == "suspect" and held.judgement.verdict == "foreign"
+    assert (history_names(store), store.latest_path.read_bytes()) == before
+    assert store.record(other, accept_shrink=True).kind == "suspect"
+    assert store.record(other, accept_current=True).kind == "good"
+    assert store.latest_good_backup().checksum() == other.checksum()
+
+
+def test_a_wipe_is_never_accepted_as_current(store):
+    store.record(make_snapshot())
+    outcome = store.record(Snapshot(users=[], meta={"created_at": "2026-11-29T02:00:00.000000Z"}), accept_current=True)
+    assert outcome.kind == "suspect" and "never promotes a wipe" in outcome.reason
+
+
+def test_backup_files_never_hold_the_credentials_of_the_url(data_dir):
+    store = BackupStore(make_settings(data_dir))
+    snapshot = make_snapshot()
+    snapshot.meta["backend_url"] = "http://shop:S3cretPW@127.0.0.1:8000"
+    store.record(snapshot)
+    files = list(data_dir.rglob("*.json"))
+    assert files and not any(b"S3cretPW" in path.read_bytes() for path in files)
+    assert store.latest_good_backup().meta["backend_url"] == "http://127.0.0.1:8000"
+
+
+def test_old_files_holding_credentials_are_rewritten_once_still_verifying(data_dir, monkeypatch):
+    store = BackupStore(make_settings(data_dir))
+    store.record(make_snapshot())
+    for path in [store.latest_path, *store.history_dir.glob("backup-*.json")]:
+        document = json.loads(path.read_bytes())
+        path.write_bytes(json.dumps({**document, "backend_url": "http://shop:S3cretPW@127.0.0.1:8000"}).encode())
+    verified_at = store.latest_path.stat().st_mtime_ns
+    monkeypatch.setattr(store_module, "_SCRUBBED", set())
+    store.record(make_snapshot())
+    assert not any(b"S3cretPW" in path.read_bytes() for path in data_dir.rglob("*.json"))
+    assert all(entry.ok for entry in store.list_backups())
+    assert store.latest_path.stat().st_mtime_ns >= verified_at
