@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .client import BackendClient
-from .exceptions import BackendError, BackendRejected, BackendUnreachable, BackupFileError, BadAnswer, RestoreError
+from .exceptions import BackendError, BackendRejected, BackupFileError, RestoreError
 from .pins import load_pins_file, new_random_pin, read_restored_pins, record_restored_pins, restored_pins_path
 from .snapshot import parse_backup
 from .store import BackupStore, read_backup_bytes
@@ -29,7 +29,6 @@ PINS_TO_HAND_OUT = (PIN_FROM_RESTORED, PIN_NEW_RANDOM)
 PIN_WORDS = {PIN_FROM_PINS_FILE: "PIN from the PIN file", PIN_FROM_BACKUP: "PIN from the backup file",
              PIN_FROM_RESTORED: f"PIN waiting in {PIN_FROM_RESTORED} to be handed out",
              PIN_NEW_RANDOM: f"new random PIN, kept in {PIN_FROM_RESTORED} to hand out"}
-TRANSIENT = (BackendUnreachable, BadAnswer)
 CUSTOMER_FIELDS = ("name", "money_given", "total_spent", "orders")
 MISSING_SHOWN = 10
 
@@ -219,7 +218,7 @@ def describe_plan(plan):
 
 
 class _Applier:
-    """Carries out one API-mode plan over one client, retrying transient failures per record."""
+    """Carries out one API-mode plan over one client (which resends what got no answer itself)."""
 
     def __init__(self, client, plan, settings, stopping):
         self.client = client
@@ -232,22 +231,6 @@ class _Applier:
         self.owner_ids = dict(plan.owner_ids)
         self.lock = threading.Lock()
 
-    def attempt(self, call, what):
-        """Run call, retrying a transient failure with doubling pauses; return (answer, attempts made)."""
-        attempts = 1
-        while True:
-            if self.stopping.is_set():
-                raise RestoreError("stopped before it was done")
-            try:
-                return call(), attempts
-            except TRANSIENT as exc:
-                if attempts > self.settings.retries:
-                    raise
-                pause = self.settings.retry_backoff * 2 ** (attempts - 1)
-                log.warning("%s failed (%s); checking and trying again in %.2f s", what, exc, pause)
-                self.stopping.wait(pause)
-                attempts += 1
-
     def fail(self, what, reason):
         log.error("restore of %s failed: %s", what, reason)
         with self.lock:
@@ -255,10 +238,13 @@ class _Applier:
 
     def create_user(self, user, pin):
         what = f"user {user.email}"
+        if self.stopping.is_set():
+            self.fail(what, "stopped before it was done")
+            return
         try:
-            # A POST lost on the way back is retried as a new POST; the duplicate quirk answers "exists".
-            (outcome, answer), attempts = self.attempt(lambda: self.client.create_user(user.email, pin), what)
-        except (BackendError, RestoreError) as exc:
+            # The client resends a POST that got no answer; the duplicate quirk then answers "exists".
+            outcome, answer, retried = self.client.create_user(user.email, pin)
+        except BackendError as exc:
             if isinstance(exc, BackendRejected) and user.pin_source in PINS_TO_HAND_OUT:
                 record_restored_pins(self.settings.data_dir, {user.email: None})
             self.fail(what, exc)
@@ -271,7 +257,7 @@ class _Applier:
                 record_restored_pins(self.settings.data_dir, {user.email: None})
         with self.lock:
             self.owner_ids[user.email] = answer["id"]
-            if outcome == "created" or (ours and attempts > 1):
+            if outcome == "created" or (ours and retried):
                 self.result.users_created += 1
                 if user.pin_source in PINS_TO_HAND_OUT:
                     self.result.pins_to_hand_out.append(user.email)
@@ -292,14 +278,17 @@ class _Applier:
         if owner_id is None:
             self.fail(what, f"its owner {customer.owner_email} could not be restored")
             return
+        if self.stopping.is_set():
+            self.fail(what, "stopped before it was done")
+            return
         try:
-            (outcome, _), attempts = self.attempt(lambda: self.client.create_customer(owner_id, customer.body), what)
-        except (BackendError, RestoreError) as exc:
+            outcome, _, retried = self.client.create_customer(owner_id, customer.body)
+        except BackendError as exc:
             self.fail(what, exc)
             return
         with self.lock:
             # "exists" after a lost answer is the customer our first try created.
-            if outcome == "created" or attempts > 1:
+            if outcome == "created" or retried:
                 self.result.customers_created += 1
             else:
                 self.result.customers_existing += 1
