@@ -11,14 +11,17 @@ verified: the back end holds every user and customer of the backup
 import argparse
 import sys
 
+from sleepguard.apply import restore_now
+from sleepguard.client import BackendClient
 from sleepguard.exceptions import SleepguardError
 from sleepguard.logsetup import setup_command_logging
-from sleepguard.restore import choose_backup, describe_report, restore_now
 from sleepguard.settings import load_settings
+from sleepguard.source import choose_backup
+from sleepguard.wording import OWNER_NEEDS_FILE, confirmation_question, describe_report
 
 
 def confirm(plan):
-    print(plan.question(), end="", flush=True)
+    print(confirmation_question(plan), end="", flush=True)
     return sys.stdin.readline().strip().lower() in ("y", "yes")
 
 
@@ -29,12 +32,15 @@ def main():
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args()
+    if args.owner is not None and args.file is None:
+        parser.exit(2, f"{parser.prog}: error: {OWNER_NEEDS_FILE}\n")
     try:
         settings = load_settings()
         setup_command_logging()
         backup, source = choose_backup(settings, args.file, args.owner)
         print(f"backup: {source}")
-        report = restore_now(settings, backup, dry_run=args.dry_run, confirm=None if args.yes else confirm)
+        with BackendClient(settings) as client:
+            report = restore_now(settings, backup, client, dry_run=args.dry_run, confirm=None if args.yes else confirm)
     except SleepguardError as exc:
         parser.exit(2, f"{parser.prog}: error: {exc}\n")
     print("\n".join(describe_report(report)))
