@@ -12,7 +12,7 @@ def choose_backup(settings, file=None, owner_email=None):
     """The backup to restore and a line saying which: a file inside DATA_DIR, else the latest good one."""
     if file is None:
         if owner_email is not None:
-            raise RestoreError("an owner for the customers applies to a legacy file only, and no file was named")
+            raise RestoreError("an owner e-mail applies only to a legacy file: name the legacy file to restore too")
         backup = BackupStore(settings).latest_good_backup()
         if backup is None:
             raise BackupFileError(f"no good backup in {settings.data_dir}: nothing to restore from")

@@ -12,11 +12,11 @@ MISSING_SHOWN = 10
 
 # --- hints: which command, with which flag, fixes what ---
 OWNER_HINT = "use --owner EMAIL"
-OWNER_NEEDS_FILE = "--owner applies to a legacy file: give that file with --file"
 ACCEPT_SHRINK_HINT = "python3 manual_backup.py --accept-shrink"
 RESTORE_AGAIN_HINT = "run restore_simple.py again to finish the job"
 NO_ANSWER = ("no answer on stdin (it is closed or at its end): nothing was changed; use --yes to restore "
              "without being asked")
+STOPPING = "stopping: nothing new starts, the requests in flight finish; Ctrl-C again to quit at once"
 QUIT_AT_ONCE = ("quit at once, not waiting for the requests in flight: restored_pins.json may hold PINs of "
                 f"accounts not created yet; {RESTORE_AGAIN_HINT}")
 
@@ -105,6 +105,11 @@ def describe_report(report):
         shown = ", ".join(phrases[:MISSING_SHOWN]) + (", ..." if len(phrases) > MISSING_SHOWN else "")
         lines.append(f"NOT COMPLETE: the back end still lacks {shown}")
     return lines
+
+
+def error_line(error):
+    """The one line a command prints for an error of ours or a file it could not write."""
+    return write_failed(error) if isinstance(error, OSError) else str(error)
 
 
 def write_failed(error):
