@@ -64,10 +64,10 @@ class Terminal:
             return False
         if not self.ask:
             return True
-        sys.stdout.write(confirmation_question(plan))
-        sys.stdout.flush()
         try:
-            self.asking = True
+            self.asking = True  # before the question shows: a Ctrl-C from then on answers it
+            sys.stdout.write(confirmation_question(plan))
+            sys.stdout.flush()
             answer = sys.stdin.readline() if sys.stdin is not None else ""
         except KeyboardInterrupt:
             sys.stdout.write("\n")
