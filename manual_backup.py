@@ -12,11 +12,12 @@ import argparse
 import logging
 import sys
 
-from sleepguard.backup import describe, format_backup_list, take_backup
+from sleepguard.backup import take_backup
 from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 from sleepguard.store import BackupStore
+from sleepguard.wording import describe, format_backup_list
 
 
 def main():

@@ -1,7 +1,6 @@
 """Restore the back end now from the latest good backup: a merge, each customer under its own owner.
 
-usage: restore_simple.py [--file PATH] [--owner EMAIL] [--dry-run] [--yes]
-
+usage: restore_simple.py [--file PATH] [--owner EMAIL] [--dry-run] [--yes]   (Ctrl-C: stop, exit 130; twice: quit)
 $ python3 restore_simple.py
 backup: /srv/sleepguard/data_backup.json (3 users, 40 customers, 52 orders)
 Restore 3 users and 40 customers into https://babs10.onrender.com? [y/N] y
@@ -11,15 +10,14 @@ verified: the back end holds every user and customer of the backup
 import argparse
 import sys
 
+from sleepguard.apply import restore_now
+from sleepguard.client import BackendClient
 from sleepguard.exceptions import SleepguardError
 from sleepguard.logsetup import setup_command_logging
-from sleepguard.restore import choose_backup, describe_report, restore_now
 from sleepguard.settings import load_settings
-
-
-def confirm(plan):
-    print(plan.question(), end="", flush=True)
-    return sys.stdin.readline().strip().lower() in ("y", "yes")
+from sleepguard.source import choose_backup
+from sleepguard.terminal import Terminal
+from sleepguard.wording import describe_report, error_line
 
 
 def main():
@@ -29,16 +27,18 @@ def main():
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
     args = parser.parse_args()
+    term = Terminal(parser.prog, ask=not args.yes)
     try:
         settings = load_settings()
         setup_command_logging()
         backup, source = choose_backup(settings, args.file, args.owner)
-        print(f"backup: {source}")
-        report = restore_now(settings, backup, dry_run=args.dry_run, confirm=None if args.yes else confirm)
-    except SleepguardError as exc:
-        parser.exit(2, f"{parser.prog}: error: {exc}\n")
+        print(f"backup: {source}", flush=True)
+        with BackendClient(settings) as client, term:
+            report = restore_now(settings, backup, client, dry_run=args.dry_run, confirm=term.confirm, stopping=term.stopping)
+    except (SleepguardError, OSError) as exc:  # OSError: a file it cannot write, as python-dotenv's cli does
+        parser.exit(2, f"{parser.prog}: error: {error_line(exc)}\n")
     print("\n".join(describe_report(report)))
-    return 0 if args.dry_run or report.complete else 1
+    return 0 if args.dry_run or report.complete else 130 if report.interrupted else 1  # 130: stopped by Ctrl-C
 
 
 if __name__ == "__main__":

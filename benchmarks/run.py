@@ -35,8 +35,9 @@ from report import Report, Row, markdown, seconds, size, text_table, times  # no
 from rig import (AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICE_NAMES, Bench, BenchError, Demo,  # noqa: E402
                  LatencyProxy, Services, post_trigger, read_json, seed, wait_for)
 from soak import SOAK_INTERVALS, Soak, disk_per_day  # noqa: E402
+from sleepguard.apply import restore_now  # noqa: E402
 from sleepguard.backup import take_backup  # noqa: E402
-from sleepguard.restore import restore_now  # noqa: E402
+from sleepguard.client import BackendClient  # noqa: E402
 from sleepguard.runner import state_file_path  # noqa: E402
 from sleepguard.settings import SETTINGS  # noqa: E402
 from sleepguard.store import LATEST_NAME, BackupStore  # noqa: E402
@@ -47,6 +48,12 @@ WAKE_KEEP_ALIVE_INTERVAL = 1.0
 JUST_NOW_NS = 200_000_000
 SOAK_DEADLINE = 900
 MB = 1_000_000
+
+
+def restore_with_own_client(settings, backup):
+    """One restore as restore_simple.py runs it: its own client, its own reads."""
+    with BackendClient(settings) as client:
+        return restore_now(settings, backup, client)
 
 
 class Benchmark:
@@ -147,7 +154,7 @@ class Benchmark:
     def api_restore(self):
         backup = BackupStore(self.api_settings).latest_good_backup()
         self.demo.sleep_now()
-        report, took, connections = self.timed(lambda: restore_now(self.api_settings, backup))
+        report, took, connections = self.timed(lambda: restore_with_own_client(self.api_settings, backup))
         if not report.complete:
             raise BenchError(f"sleepguard API-mode restore is not complete: {report.missing[:5]}")
         self.check_data_back("sleepguard API-mode restore")
@@ -160,7 +167,7 @@ class Benchmark:
     def snapshot_restore(self):
         backup = BackupStore(self.snapshot_settings).latest_good_backup()
         self.demo.sleep_now()
-        report, took, _ = self.timed(lambda: restore_now(self.snapshot_settings, backup))
+        report, took, _ = self.timed(lambda: restore_with_own_client(self.snapshot_settings, backup))
         if not report.complete:
             raise BenchError(f"sleepguard snapshot-mode restore is not complete: {report.missing[:5]}")
         self.check_data_back("sleepguard snapshot-mode restore")

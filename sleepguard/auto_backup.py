@@ -15,13 +15,14 @@ import logging
 import signal
 import time
 
-from .backup import describe, take_backup
+from .backup import take_backup
 from .client import BackendClient
 from .exceptions import BackendError
 from .pidfile import signal_service
 from .runner import run_service
 from .store import BackupStore
 from .snapshot import utc_now_iso
+from .wording import describe
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ import time
 from .client import BackendClient
 from .exceptions import BackendError, SleepguardError
 from .pidfile import signal_service
-from .restore import restore_now
+from .apply import restore_now
 from .runner import run_service
 from .snapshot import utc_now_iso
 from .store import BackupStore

@@ -270,8 +270,28 @@ class BackendClient:
 
     # --- writes (for the restore) ---
 
+    def _posted(self, send, label):
+        """Send a POST, sending it again after a transient failure; return send()'s answer and whether it was resent.
+
+        To be replaced by the client branch's one retry policy: the minimum the restore needs meanwhile.
+        Only a try that got no whole answer is resent (a 503 is an answer): it may have created the record,
+        and the resent POST then meets it as "exists", which "retried" lets the caller count as its own.
+        """
+        for attempt in range(self.settings.retries + 1):
+            try:
+                return (*send(), attempt > 0)
+            except (BackendUnreachable, BadAnswer) as exc:
+                if attempt == self.settings.retries or not isinstance(exc.__cause__, requests.RequestException):
+                    raise
+                pause = self.settings.retry_backoff * 2 ** attempt
+                log.debug("%s failed (%s); sending it again in %.2f s", label, exc, pause)
+                time.sleep(pause)
+
     def create_user(self, email, pin):
-        """POST /api/users; ("created", user), or ("exists", user) for the 500-wrapped duplicate quirk."""
+        """POST /api/users; (outcome, user, retried): "created", or "exists" for the 500-wrapped duplicate quirk."""
+        return self._posted(lambda: self._create_user_once(email, pin), "POST /api/users")
+
+    def _create_user_once(self, email, pin):
         label = "POST /api/users"
         status, body = self._request("POST", "/api/users", json={"email": email, "pin": pin}, expect=(201, 500))
         if status == 201:
@@ -284,7 +304,10 @@ class BackendClient:
         return "exists", user
 
     def create_customer(self, user_id, customer):
-        """POST /api/customers; ("created", customer) or ("exists", None) when the owner has that name already."""
+        """POST /api/customers; (outcome, customer or None, retried): "created", or "exists" when the owner has that name."""
+        return self._posted(lambda: self._create_customer_once(user_id, customer), "POST /api/customers")
+
+    def _create_customer_once(self, user_id, customer):
         label = "POST /api/customers"
         body = {"name": customer["name"], "money_given": customer.get("money_given", 0),
                 "total_spent": customer.get("total_spent", 0), "orders": customer.get("orders", [])}

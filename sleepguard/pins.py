@@ -126,6 +126,11 @@ def record_restored_pins(data_dir, pins):
     log.debug("restored PIN file updated for %s", ", ".join(sorted(pins)))
 
 
+def forget_restored_pins(data_dir, emails):
+    """Remove these users' entries from restored_pins.json: their PIN opens no account."""
+    record_restored_pins(data_dir, {email: None for email in emails})
+
+
 def pending_pins(data_dir):
     """E-mails of restored users whose new PIN is waiting in restored_pins.json to be handed out."""
     return sorted(read_restored_pins(data_dir))

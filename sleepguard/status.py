@@ -14,7 +14,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from . import auto_backup, auto_restore, keep_alive
-from .backup import size_text
+from .wording import size_text
 from .client import BackendClient
 from .exceptions import BackendError, PinFileError
 from .launcher import SERVICES, log_path, running_demo_url

@@ -1,9 +1,175 @@
-"""Every sentence a person reads about the shop's protection, and the one command that fixes each problem."""
+"""Every sentence a person reads about a restore plan, a restore report, a backup and the backups kept.
 
+The commands print these, the status screen and the alerts show them; this is also the one module
+of the library that names command-line flags, in the hints that say which command fixes what.
+"""
+
+from .plan import (MISSING_UNOWNED, NO_OWNER_SEVERAL_USERS, OWNER_NOT_IN_BACKUP, PIN_FROM_BACKUP, PIN_FROM_PINS_FILE,
+                   PIN_FROM_RESTORED, PIN_NEW_RANDOM, customer_label)
+from .store import LATEST_NAME
+
+MISSING_SHOWN = 10
+NAMES_SHOWN = 3
 SERVICE_TITLES = {"keep_alive_super_aggressive": "keep-alive", "auto_backup_super_aggressive": "auto-backup",
                   "auto_restore_service": "auto-restore"}
 START = "python3 start_all_super_services.py"
-NAMES_SHOWN = 3
+
+# --- hints: which command, with which flag, fixes what ---
+OWNER_HINT = "use --owner EMAIL"
+ACCEPT_SHRINK_HINT = "python3 manual_backup.py --accept-shrink"
+RESTORE_AGAIN_HINT = "run restore_simple.py again to finish the job"
+NO_ANSWER = ("no answer on stdin (it is closed or at its end): nothing was changed; use --yes to restore "
+             "without being asked")
+STOPPING = "stopping: nothing new starts, the requests in flight finish; Ctrl-C again to quit at once"
+QUIT_AT_ONCE = ("quit at once, not waiting for the requests in flight: restored_pins.json may hold PINs of "
+                f"accounts not created yet; {RESTORE_AGAIN_HINT}")
+
+PIN_WORDS = {PIN_FROM_PINS_FILE: "PIN from the PIN file", PIN_FROM_BACKUP: "PIN from the backup file",
+             PIN_FROM_RESTORED: f"PIN waiting in {PIN_FROM_RESTORED} to be handed out",
+             PIN_NEW_RANDOM: f"new random PIN, kept in {PIN_FROM_RESTORED} to hand out"}
+SKIP_REASONS = {NO_OWNER_SEVERAL_USERS: f"the file has several users and does not say whose customer it is: "
+                                        f"{OWNER_HINT}",
+                OWNER_NOT_IN_BACKUP: "its owner is not in the backup"}
+MISSING_HINTS = {MISSING_UNOWNED: OWNER_HINT}
+
+
+# --- restore ---
+
+def describe_source(backup, path):
+    """Which backup a restore starts from, with its figures."""
+    counts = backup.counts()
+    return f"{path} ({counts['users']} users, {counts['customers']} customers, {counts['orders']} orders)"
+
+
+def confirmation_question(plan):
+    """The question asked before a plan is carried out."""
+    if plan.replace_state is not None:
+        return (f"Replace the whole state of {plan.target} with the backup ({len(plan.users)} users and "
+                f"{len(plan.customers)} customers come back)? [y/N] ")
+    return f"Restore {len(plan.users)} users and {len(plan.customers)} customers into {plan.target}? [y/N] "
+
+
+def describe_skipped(skipped):
+    """A record the plan cannot place, and why, with the hint that places it."""
+    return f"{skipped.what}: {SKIP_REASONS.get(skipped.reason, skipped.reason)}"
+
+
+def describe_plan(plan):
+    """The plan as lines for --dry-run: every action, never a PIN."""
+    lines = []
+    if plan.replace_state is not None:
+        lines.append(f"replace the whole state of {plan.target} with the backup (ids, PIN hashes and timestamps "
+                     "come back exactly)")
+    for user in plan.users:
+        lines.append(f"create user {user.email} ({PIN_WORDS.get(user.pin_source, user.pin_source)})")
+    for customer in plan.customers:
+        orders = len(customer.body.get("orders") or [])
+        lines.append(f"create {customer_label(customer.owner_email, customer.name)} ({orders} orders)")
+    if plan.existing_users or plan.existing_customers:
+        lines.append(f"leave {len(plan.existing_users)} users and {len(plan.existing_customers)} customers the back "
+                     "end already has as they are")
+    lines += [f"skip {describe_skipped(skipped)}" for skipped in plan.skipped]
+    if plan.empty:
+        lines.append("nothing to create" + ("" if plan.skipped else
+                                            ": the back end already holds every user and customer of the backup"))
+    return lines
+
+
+def describe_missing(missing):
+    """What the back end still lacks, one phrase each, with the hint that brings it back where there is one."""
+    return [f"{item} ({MISSING_HINTS[item.kind]})" if getattr(item, "kind", None) in MISSING_HINTS else str(item)
+            for item in missing]
+
+
+def describe_report(report):
+    """The outcome as lines for the restore command: what was done, PIN hand-out, verification."""
+    plan, result = report.plan, report.result
+    if report.aborted:
+        return ["aborted: nothing was changed"]
+    lines = describe_plan(plan) if report.dry_run or plan.empty else []
+    if result is not None:
+        lines.append(f"created {result.users_created} users and {result.customers_created} customers; "
+                     f"{result.users_existing} users and {result.customers_existing} customers were already there; "
+                     f"{len(result.failures)} failed")
+        lines += [f"failed: {failure}" for failure in result.failures]
+        lines += [f"skipped {describe_skipped(skipped)}" for skipped in plan.skipped]
+        if result.pins_to_hand_out:
+            lines.append(f"new PINs for {', '.join(result.pins_to_hand_out)} are in {result.pins_path}: "
+                         "hand them out")
+    if report.interrupted:
+        created = (result.users_created, result.customers_created) if result is not None else (0, 0)
+        lines.append(f"interrupted: {created[0]} of {len(plan.users)} users and {created[1]} of "
+                     f"{len(plan.customers)} customers restored; {RESTORE_AGAIN_HINT}")
+    elif report.dry_run:
+        lines.append("dry run: nothing was changed")
+    elif report.complete:
+        lines.append("verified: the back end holds every user and customer of the backup")
+    if report.missing and not report.dry_run:
+        phrases = describe_missing(report.missing)
+        shown = ", ".join(phrases[:MISSING_SHOWN]) + (", ..." if len(phrases) > MISSING_SHOWN else "")
+        lines.append(f"NOT COMPLETE: the back end still lacks {shown}")
+    return lines
+
+
+def error_line(error):
+    """The one line a command prints for an error of ours or a file it could not write."""
+    return write_failed(error) if isinstance(error, OSError) else str(error)
+
+
+def write_failed(error):
+    """One line for a file that could not be written during a restore (a full disk, a file size limit)."""
+    where = f" {error.filename}" if error.filename else ""
+    return (f"could not write{where}: {error.strerror or error}; the restore stopped before creating what that "
+            f"write was for; {RESTORE_AGAIN_HINT} once it can write")
+
+
+# --- backup ---
+
+def describe(outcome):
+    """The one-line summary of a backup: what it did, the figures, the file, the time taken."""
+    took = f" in {outcome.seconds:.2f} s" if outcome.seconds is not None else ""
+    if outcome.kind == "failed":
+        return f"backup failed{took}: {outcome.reason}; no file was changed"
+    counts = outcome.counts
+    figures = f"{counts['users']} users, {counts['customers']} customers, {counts['orders']} orders{took}"
+    if outcome.kind == "good":
+        return f"backup good: {figures} → {outcome.path.name} ({outcome.reason})"
+    if outcome.kind == "unchanged":
+        return f"backup unchanged: {figures}; {LATEST_NAME} verified ({outcome.reason})"
+    return (f"backup HELD AS SUSPECT ({outcome.judgement.verdict}): {figures} → suspect/{outcome.path.name}; "
+            f"{LATEST_NAME} untouched. {outcome.reason}")
+
+
+def size_text(size):
+    """A byte count as a person reads it: 812 B, 45.3 kB, 2.1 MB."""
+    if size < 1000:
+        return f"{size} B"
+    if size < 1_000_000:
+        return f"{size / 1000:.1f} kB"
+    return f"{size / 1_000_000:.1f} MB"
+
+
+def format_backup_list(entries):
+    """The --list table: time, kind, users, customers, size, file, and checksum ok or BAD with the reason."""
+    if not entries:
+        return "no backups yet"
+    rows = [("time (UTC)", "kind", "users", "customers", "size", "file", "checksum")]
+    for entry in entries:
+        counts = entry.counts or {}
+        rows.append((entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.kind, str(counts.get("users", "-")),
+                     str(counts.get("customers", "-")), size_text(entry.size), entry.path.name,
+                     "ok" if entry.ok else f"BAD: {entry.error}"))
+    # The checksum column goes last: a reason may be long and needs no padding.
+    widths = [max(len(row[column]) for row in rows) for column in range(6)]
+    align = (str.ljust, str.ljust, str.rjust, str.rjust, str.rjust, str.ljust)
+    lines = []
+    for row in rows:
+        cells = [pad(cell, width) for pad, cell, width in zip(align, row, widths)]
+        lines.append("  ".join(cells + [row[6]]))
+    return "\n".join(lines)
+
+
+# --- the verdict: what stands between the shop and PROTECTED, and what fixes it ---
 
 
 def ago(seconds):

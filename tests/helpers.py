@@ -1,5 +1,6 @@
 """Plain helpers the tests share: settings for a test, seeding a shop, running a command."""
 
+import json
 import os
 import socket
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import requests
 
 from sleepguard.settings import SETTINGS, load_settings
+from sleepguard.snapshot import Snapshot, parse_backup
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 # An existing, empty settings file: a named ENV_FILE must exist, and none of the developer's .env leaks in.
@@ -135,3 +137,21 @@ def start_demo_process(*args, env=None, stderr=subprocess.PIPE):
     reader.join(DEMO_STARTUP_DEADLINE)
     url = first_line[0].strip() if first_line and first_line[0].startswith("http") else None
     return process, url
+
+
+def legacy_snapshot(users, customers, pins=None):
+    """A legacy backup as the earlier scripts wrote it: these users (PINs on them if given), ownerless customers."""
+    doc = {"backup_created": "2025-08-21T02:23:11", "backup_type": "auto",
+           "users": [{"id": f"id-{i}", "email": email, **({"pin": pins[email]} if pins else {})}
+                     for i, email in enumerate(users)],
+           "customers": [{"id": f"c-{i}", "name": name, "money_given": 1.0, "total_spent": 2.0, "orders": []}
+                         for i, name in enumerate(customers)]}
+    return parse_backup(json.dumps(doc).encode())
+
+
+def api_snapshot(owners):
+    """A Snapshot as an API read gives it, from {email: [customer names]}."""
+    users = [{"id": f"id-{email}", "email": email} for email in owners]
+    customers = {f"id-{email}": [{"id": f"c-{email}-{name}", "name": name, "money_given": 0.0, "total_spent": 0.0,
+                                  "orders": [{"id": "o1"}]} for name in names] for email, names in owners.items()}
+    return Snapshot.from_api(users, customers, {"mode": "babs10"})

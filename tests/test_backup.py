@@ -6,8 +6,9 @@ import socket
 import requests
 
 from helpers import command_env, make_settings, run_command, seed_shop
-from sleepguard.backup import describe, format_backup_list, take_backup
+from sleepguard.backup import take_backup
 from sleepguard.store import BackupStore
+from sleepguard.wording import describe, format_backup_list
 
 
 def files_under(folder):

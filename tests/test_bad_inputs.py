@@ -25,7 +25,7 @@ from sleepguard import store
 from sleepguard.backup import take_backup
 from sleepguard.exceptions import BackupFileError, PinFileError, RestoreError, SettingsError
 from sleepguard.pins import load_pins_file, restored_pins_path
-from sleepguard.restore import choose_backup
+from sleepguard.source import choose_backup
 from sleepguard.settings import MAX_RETRIES, MAX_SECONDS, SETTINGS, load_settings
 from sleepguard.snapshot import Snapshot, utc_now_iso
 from sleepguard.store import MAX_BACKUP_FILE_BYTES

@@ -133,7 +133,7 @@ def test_health_and_backup_status(demo_backend, data_dir):
 
 def test_an_empty_customer_list_is_read_twice(proxy, data_dir):
     with BackendClient(make_settings(data_dir, proxy.url)) as client:
-        _, user = client.create_user("lonely@example.com", SECRET_PIN)
+        _, user, _ = client.create_user("lonely@example.com", SECRET_PIN)
         seen = proxy.requests_seen
         snapshot = client.read_snapshot()
     # 1 users list + 3 owners with customers + 2 reads for the one without + the users list again (restart check).
@@ -209,9 +209,9 @@ def test_a_post_is_never_resent_after_it_went_out(proxy, data_dir):
 def test_duplicate_email_quirk_means_exists(demo_backend, data_dir):
     shop = seed_shop(demo_backend.url, users=1, customers=0)
     with BackendClient(make_settings(data_dir, demo_backend.url)) as client:
-        outcome, user = client.create_user("owner0@example.com", SECRET_PIN)
+        outcome, user, _ = client.create_user("owner0@example.com", SECRET_PIN)
         assert (outcome, user["id"]) == ("exists", shop["owner0@example.com"]["id"])
-        outcome, user = client.create_user("new@example.com", SECRET_PIN)
+        outcome, user, _ = client.create_user("new@example.com", SECRET_PIN)
         assert outcome == "created" and client.get_user("new@example.com")["id"] == user["id"]
         assert client.signin("new@example.com", SECRET_PIN) is True
         assert client.signin("new@example.com", "000000") is False
@@ -226,8 +226,8 @@ def test_duplicate_customer_means_exists(demo_backend, data_dir):
     owner = shop["owner0@example.com"]
     backed_up = {**next(iter(owner["customers"].values())), "user_id": "old-id", "id": "old"}
     with BackendClient(make_settings(data_dir, demo_backend.url)) as client:
-        assert client.create_customer(owner["id"], backed_up) == ("exists", None)
-        outcome, created = client.create_customer(owner["id"], {**backed_up, "name": "Fresh"})
+        assert client.create_customer(owner["id"], backed_up)[:2] == ("exists", None)
+        outcome, created, _ = client.create_customer(owner["id"], {**backed_up, "name": "Fresh"})
         listed = client.list_customers(owner["id"])
     assert outcome == "created" and created["orders"] == backed_up["orders"]
     assert sorted(c["name"] for c in listed) == ["Customer 0 of owner0", "Fresh"]

@@ -2,9 +2,21 @@
 
 import json
 import os
+import re
+import signal
+import subprocess
+import sys
+import time
 
-from helpers import GUESSES, command_env, customer_count, make_settings, run_command, seed_shop, shop_view, signs_in
+import pytest
+import requests
+
+from counting_proxy import CountingProxy
+from fault_proxy import FaultProxy
+from helpers import (GUESSES, PROJECT_DIR, command_env, customer_count, files_under, make_settings, run_command,
+                     seed_shop, shop_view, signs_in)
 from sleepguard.backup import take_backup
+from sleepguard.client import BackendClient
 from sleepguard.pins import read_restored_pins, restored_pins_path
 
 COMMAND = "restore_simple.py"
@@ -174,3 +186,130 @@ def test_pins_carried_by_a_hand_made_legacy_file_are_used(demo_backend, data_dir
     for email, owner in shop.items():
         assert signs_in(demo_backend.url, email, owner["pin"])
     assert not restored_pins_path(data_dir).exists()
+
+
+# --- two reads at most ---
+
+def test_a_restore_reads_the_back_end_twice_at_most(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=4, customers=2)
+    with CountingProxy(demo_backend.url) as proxy:
+        with BackendClient(make_settings(data_dir, proxy.url)) as client:
+            client.read_snapshot()
+        per_read = proxy.count("GET", "/api/users")
+        proxy.reset()
+        result = run_command(COMMAND, "--yes", env=command_env(data_dir, proxy.url))
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert 1 <= proxy.count("GET", "/api/users") <= 2 * per_read
+    assert shop_view(demo_backend.state()) == shop_view(before)
+
+
+# --- Ctrl-C, no stdin, a disk that takes no more ---
+
+def start_restore(data_dir, url, *args, **popen):
+    return subprocess.Popen([sys.executable, str(PROJECT_DIR / COMMAND), *args], cwd=PROJECT_DIR,
+                            env=command_env(data_dir, url), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            **popen)
+
+
+def wait_for(condition, seconds, what):
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {seconds} s"
+        time.sleep(0.02)
+
+
+def users_on(url):
+    return sorted(user["email"] for user in requests.get(f"{url}/api/users", timeout=10).json())
+
+
+def test_ctrl_c_lets_the_requests_in_flight_finish_keeps_the_pins_of_exactly_the_accounts_created(demo_backend,
+                                                                                                   data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=300, customers=1)
+    with FaultProxy(demo_backend.url) as proxy:
+        proxy.set_fault("latency", latency=0.02)  # a host a little further away: the restore takes a while
+        process = start_restore(data_dir, proxy.url, "--yes")
+        try:
+            wait_for(lambda: len(users_on(demo_backend.url)) >= 10, 30, "user restored")
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            process.kill()
+    assert process.returncode == 130 and "Traceback" not in stderr, stderr
+    found = re.search(r"^interrupted: (\d+) of 300 users and (\d+) of 300 customers restored; "
+                      r"run restore_simple\.py again to finish the job$", stdout, re.M)
+    assert found, stdout
+    created = users_on(demo_backend.url)
+    assert int(found[1]) == len(created) < 300
+    assert sorted(read_restored_pins(data_dir)) == created, "restored_pins.json must hold exactly the accounts created"
+    assert stderr.count("\n") == 1 and "stopping: nothing new starts, the requests in flight finish" in stderr
+    pins = read_restored_pins(data_dir)
+    again = restore(demo_backend, data_dir, "--yes")
+    assert again.returncode == 0 and "verified: the back end holds every user" in again.stdout, again.stdout
+    assert shop_view(demo_backend.state()) == shop_view(before)
+    assert sorted(read_restored_pins(data_dir)) == sorted(shop)
+    assert all(read_restored_pins(data_dir)[email] == pin for email, pin in pins.items())
+
+
+def test_a_second_ctrl_c_quits_at_once(demo_backend, data_dir):
+    backed_up_wiped_shop(demo_backend, data_dir, users=3, customers=2)
+    with FaultProxy(demo_backend.url) as proxy:
+        proxy.set_fault("hang", path_prefix="/api/customers")  # the customers' POSTs get no answer
+        process = start_restore(data_dir, proxy.url, "--yes")
+        try:
+            wait_for(lambda: len(users_on(demo_backend.url)) == 3, 30, "three users restored")
+            wait_for(lambda: proxy.open_connections >= 1 and proxy.requests_seen >= 3 + 2, 30, "a customer POST")
+            process.send_signal(signal.SIGINT)
+            line = process.stderr.readline()
+            assert "Ctrl-C again to quit at once" in line, line
+            process.send_signal(signal.SIGINT)
+            # At once: well before the first Ctrl-C's grace (5 s) or the hanging requests would end it.
+            process.wait(3)
+            stderr = process.stderr.read()
+        finally:
+            process.kill()
+            process.communicate()
+    assert process.returncode == 130
+    assert stderr.startswith("restore_simple.py: quit at once") and stderr.count("\n") == 1, stderr
+    assert "Traceback" not in stderr
+    assert sorted(read_restored_pins(data_dir)) == users_on(demo_backend.url), "a created account lost its PIN"
+
+
+def test_no_stdin_means_no_confirmation_nothing_done_use_yes(demo_backend, data_dir):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    before = files_under(data_dir)
+    for how in ({"preexec_fn": lambda: os.close(0)}, {"stdin": subprocess.DEVNULL}):  # closed, at its end
+        process = start_restore(data_dir, demo_backend.url, **how)
+        stdout, stderr = process.communicate(timeout=30)
+        assert process.returncode == 1, stdout + stderr
+        assert stderr.count("\n") == 1 and "use --yes" in stderr and "Traceback" not in stderr, stderr
+        assert "aborted: nothing was changed" in stdout
+        assert demo_backend.state()["users"] == [] and files_under(data_dir) == before
+
+
+def test_a_file_size_limit_is_one_line_and_nothing_half_written(demo_backend, data_dir):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    before = files_under(data_dir)
+    command = f"ulimit -f 0; exec {sys.executable} {PROJECT_DIR / COMMAND} --yes"
+    result = subprocess.run(["bash", "-c", command], cwd=PROJECT_DIR, env=command_env(data_dir, demo_backend.url),
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("restore_simple.py: error: could not write")
+    assert demo_backend.state()["users"] == [], "an account was created without its PIN on disk"
+    assert files_under(data_dir) == before
+
+
+def test_ctrl_c_at_the_question_is_no_and_changes_nothing(demo_backend, data_dir):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    process = start_restore(data_dir, demo_backend.url, stdin=subprocess.PIPE)
+    try:
+        assert process.stdout.readline().startswith("backup: ")
+        asked = ""
+        while not asked.endswith("[y/N] "):
+            asked += process.stdout.read(1) or pytest.fail(f"no question, got {asked!r}")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=10)
+    finally:
+        process.kill()
+    assert process.returncode == 1 and "aborted: nothing was changed" in stdout
+    assert stderr == "", stderr
+    assert demo_backend.state()["users"] == [] and not restored_pins_path(data_dir).exists()

@@ -35,11 +35,12 @@ import requests
 from fault_proxy import FaultProxy
 from helpers import GUESSES, command_env, make_settings, run_command, seed_shop, signs_in
 from service_helpers import Services, figures, log_text, wait_until
+from sleepguard.apply import restore_now
 from sleepguard.atomicfile import write_json_atomic
 from sleepguard.backup import take_backup
+from sleepguard.client import BackendClient
 from sleepguard.exceptions import BackupFileError
 from sleepguard.pins import read_restored_pins
-from sleepguard.restore import restore_now
 from sleepguard.snapshot import parse_backup
 from sleepguard.store import BackupStore
 from test_store import make_snapshot
@@ -740,12 +741,14 @@ def test_a_user_who_signed_up_again_before_the_restore_is_handed_no_stale_pin(st
     assert take_backup(settings).kind == "good"
     backup = parse_backup((data_dir / "data_backup.json").read_bytes())
     demo.sleep_now()
-    assert restore_now(settings, backup).complete
+    client = BackendClient(settings)
+    assert restore_now(settings, backup, client).complete
     handed_out = read_restored_pins(data_dir)[email]
     assert signs_in(demo.url, email, handed_out)
     demo.sleep_now()
     requests.post(f"{demo.url}/api/users", json={"email": email, "pin": own}, timeout=HTTP_TIMEOUT).raise_for_status()
-    assert restore_now(settings, backup).complete
+    assert restore_now(settings, backup, client).complete
+    client.close()
     assert signs_in(demo.url, email, own) and not signs_in(demo.url, email, handed_out)
     assert read_restored_pins(data_dir) == {}, "restored_pins.json hands out a PIN that opens nothing"
 

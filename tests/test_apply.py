@@ -3,19 +3,23 @@
 import json
 import os
 import stat
+import threading
 
 import pytest
 import requests
 
 from conftest import DEMO_TOKEN
+from counting_proxy import CountingProxy
 from fault_proxy import FaultProxy
-from helpers import GUESSES, customer_count, make_settings, seed_shop, shop_view, signs_in, sorted_state
+from helpers import GUESSES, customer_count, legacy_snapshot, make_settings, seed_shop, shop_view, signs_in, sorted_state
+from sleepguard.apply import apply_plan, restore_now
 from sleepguard.backup import take_backup
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import RestoreError
 from sleepguard.pins import pending_pins, read_restored_pins, restored_pins_path
-from sleepguard.restore import apply_plan, describe_plan, plan_restore, restore_now, verify_restore
-from sleepguard.snapshot import Snapshot, parse_backup
+from sleepguard.plan import plan_restore
+from sleepguard.snapshot import parse_backup
+
 
 def write_pins_file(settings, shop, mode=0o600):
     settings.pins_file.write_text(json.dumps({email: owner["pin"] for email, owner in shop.items()}))
@@ -30,73 +34,10 @@ def backed_up_shop(demo, data_dir, users=3, customers=3, **overrides):
     return settings, shop, demo.state()
 
 
-def legacy_snapshot(users, customers, pins=None):
-    doc = {"backup_created": "2025-08-21T02:23:11", "backup_type": "auto",
-           "users": [{"id": f"id-{i}", "email": email, **({"pin": pins[email]} if pins else {})}
-                     for i, email in enumerate(users)],
-           "customers": [{"id": f"c-{i}", "name": name, "money_given": 1.0, "total_spent": 2.0, "orders": []}
-                         for i, name in enumerate(customers)]}
-    return parse_backup(json.dumps(doc).encode())
-
-
-def api_snapshot(owners):
-    """A Snapshot as an API read gives it, from {email: [customer names]}."""
-    users = [{"id": f"id-{email}", "email": email} for email in owners]
-    customers = {f"id-{email}": [{"id": f"c-{email}-{name}", "name": name, "money_given": 0.0, "total_spent": 0.0,
-                                  "orders": [{"id": "o1"}]} for name in names] for email, names in owners.items()}
-    return Snapshot.from_api(users, customers, {"mode": "babs10"})
-
-
-# --- planning, no back end needed ---
-
-def test_plan_creates_only_what_is_missing_matching_users_by_email_and_customers_by_owner_and_name():
-    backup = api_snapshot({"a@example.com": ["Maria", "Chen"], "b@example.com": ["Maria"], "c@example.com": ["Sofia"]})
-    current = api_snapshot({"a@example.com": ["Maria", "New one"], "c@example.com": []})
-    plan = plan_restore(backup, current, {})
-    assert [user.email for user in plan.users] == ["b@example.com"]
-    assert sorted((c.owner_email, c.name) for c in plan.customers) == [
-        ("a@example.com", "Chen"), ("b@example.com", "Maria"), ("c@example.com", "Sofia")]
-    assert plan.existing_users == ["a@example.com", "c@example.com"]
-    assert plan.existing_customers == [("a@example.com", "Maria")]
-    assert plan.owner_ids == {"a@example.com": "id-a@example.com", "c@example.com": "id-c@example.com"}
-    assert plan.customers[0].body == {"name": "Chen", "money_given": 0.0, "total_spent": 0.0, "orders": [{"id": "o1"}]}
-
-
-def test_plan_takes_pins_from_the_pins_file_then_the_legacy_file_then_restored_pins_and_never_prints_them():
-    emails = ["a@example.com", "b@example.com", "c@example.com", "d@example.com"]
-    backup = legacy_snapshot(emails, [], pins={"a@example.com": "1111", "b@example.com": "2222",
-                                               "c@example.com": "", "d@example.com": ""})
-    plan = plan_restore(backup, api_snapshot({}), {"a@example.com": "5151"}, {"c@example.com": "616263"})
-    sources = {user.email: (user.pin_source, user.pin) for user in plan.users}
-    assert sources == {"a@example.com": ("pins file", "5151"), "b@example.com": ("backup file", "2222"),
-                       "c@example.com": ("restored_pins.json", "616263"), "d@example.com": ("new random", None)}
-    printed = "\n".join(describe_plan(plan)) + repr(plan) + str(plan.users)
-    assert "create user d@example.com (new random PIN, kept in restored_pins.json to hand out)" in printed
-    for pin in ("5151", "2222", "616263"):
-        assert pin not in printed
-
-
-def test_our_own_backups_never_lend_a_stored_field_as_a_pin():
-    backup = api_snapshot({"a@example.com": []})
-    backup.users[0]["pin"] = "9999"  # only a legacy hand-made file may carry plain PINs
-    assert plan_restore(backup, api_snapshot({}), {}).users[0].pin_source == "new random"
-
-
-def test_plan_skips_customers_a_legacy_file_cannot_attribute_and_says_use_owner():
-    backup = legacy_snapshot(["a@example.com", "b@example.com"], ["Maria", "Chen"])
-    plan = plan_restore(backup, api_snapshot({}), {})
-    assert plan.customers == []
-    lines = describe_plan(plan)
-    assert sum("skip customer" in line and "use --owner EMAIL" in line for line in lines) == 2
-    assert verify_restore(backup, api_snapshot({"a@example.com": [], "b@example.com": []})) == [
-        "2 customers the file gives no owner (use --owner EMAIL)"]
-
-
-def test_verify_names_what_is_still_missing():
-    backup = api_snapshot({"a@example.com": ["Maria"], "b@example.com": ["Chen"]})
-    current = api_snapshot({"a@example.com": [], "b@example.com": ["Chen"]})
-    assert verify_restore(backup, current) == ["customer 'Maria' of a@example.com"]
-    assert verify_restore(backup, backup) == []
+def restore(settings, backup, **options):
+    """restore_now over a client of its own, as restore_simple.py runs it."""
+    with BackendClient(settings) as client:
+        return restore_now(settings, backup, client, **options)
 
 
 # --- API mode against the demo back end ---
@@ -106,7 +47,7 @@ def test_wipe_then_restore_puts_everything_back_under_its_owner_and_each_pin_fro
     settings, shop, before = backed_up_shop(demo_backend, data_dir)
     write_pins_file(settings, shop)
     demo_backend.sleep_now()
-    report = restore_now(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
     assert report.complete and report.result.failures == []
     after = demo_backend.state()
     assert shop_view(after) == shop_view(before) and customer_count(after) == customer_count(before)
@@ -122,7 +63,7 @@ def test_wipe_then_restore_puts_everything_back_under_its_owner_and_each_pin_fro
 def test_without_a_pins_file_each_user_gets_a_fresh_pin_of_its_own_in_restored_pins(demo_backend, data_dir):
     settings, shop, before = backed_up_shop(demo_backend, data_dir)
     demo_backend.sleep_now()
-    report = restore_now(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
     assert report.complete
     assert shop_view(demo_backend.state()) == shop_view(before)
     path = restored_pins_path(data_dir)
@@ -148,7 +89,7 @@ def test_an_owner_who_signed_up_again_keeps_the_new_pin_and_customer_and_gets_th
     assert list(again) == [owner]
     requests.post(f"{demo_backend.url}/api/customers", params={"user_id": again[owner]["id"]},
                   json={"name": "New since the wipe", "orders": []}, timeout=10).raise_for_status()
-    report = restore_now(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
     assert report.complete
     assert (report.result.users_created, report.result.users_existing) == (len(shop) - 1, 1)
     after = demo_backend.state()
@@ -174,14 +115,14 @@ def test_restoring_twice_creates_nothing_the_second_time_even_from_a_stale_plan(
     assert (second.users_existing, second.customers_existing) == (3, 9)
     assert shop_view(demo_backend.state()) == shop_view(before) and customer_count(demo_backend.state()) == 9
     assert read_restored_pins(data_dir) == pins_after_first, "a second run must not change the PINs to hand out"
-    again = restore_now(settings, backup)
+    again = restore(settings, backup)
     assert again.plan.empty and again.result is None and again.complete
 
 
 def test_many_owners_each_get_exactly_their_own_customers_back(demo_backend, data_dir):
     settings, shop, before = backed_up_shop(demo_backend, data_dir, users=20, customers=5)
     demo_backend.sleep_now()
-    report = restore_now(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
     assert (report.result.users_created, report.result.customers_created) == (20, 100)
     after = demo_backend.state()
     assert shop_view(after) == shop_view(before) and customer_count(after) == 100
@@ -212,7 +153,7 @@ def test_lost_answers_are_retried_and_create_nothing_twice(demo_backend, data_di
 def test_a_rejected_record_is_reported_and_the_rest_is_restored(demo_backend, data_dir):
     settings = make_settings(data_dir, demo_backend.url)
     backup = legacy_snapshot(["good@example.com", "not-an-email"], [])
-    report = restore_now(settings, backup)
+    report = restore(settings, backup)
     assert report.result.users_created == 1
     assert len(report.result.failures) == 1 and report.result.failures[0].startswith("user not-an-email: ")
     assert report.missing == ["user not-an-email"] and not report.complete
@@ -225,7 +166,7 @@ def test_a_rejected_record_is_reported_and_the_rest_is_restored(demo_backend, da
 def test_snapshot_mode_puts_the_exact_state_back_ids_and_pin_hashes_included(demo_backend, data_dir):
     settings, shop, before = backed_up_shop(demo_backend, data_dir, BACKEND_MODE="snapshot", API_TOKEN=DEMO_TOKEN)
     demo_backend.sleep_now()
-    report = restore_now(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
     assert report.complete
     assert sorted_state(demo_backend.state()) == sorted_state(before)
     email = sorted(shop)[0]
@@ -240,7 +181,7 @@ def test_snapshot_mode_never_replaces_newer_data(demo_backend, data_dir):
     seed_shop(demo_backend.url, users=1, customers=1, prefix="newcomer")
     state = demo_backend.state()
     with pytest.raises(RestoreError, match="newer data than the backup.*user newcomer0@example.com"):
-        restore_now(settings, backup)
+        restore(settings, backup)
     assert demo_backend.state() == state
 
 
@@ -249,5 +190,75 @@ def test_snapshot_mode_refuses_a_backup_without_pin_hashes(demo_backend, data_di
     demo_backend.sleep_now()
     snapshot_settings = make_settings(data_dir, demo_backend.url, BACKEND_MODE="snapshot", API_TOKEN=DEMO_TOKEN)
     with pytest.raises(RestoreError, match="no PIN hashes"):
-        restore_now(snapshot_settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+        restore(snapshot_settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
     assert demo_backend.state()["users"] == []
+
+
+# --- how often a restore reads the back end ---
+
+def reads_per_snapshot(proxy, settings, path):
+    """How many requests to path one full read of the back end makes (the client may look twice)."""
+    before = proxy.count("GET", path)
+    with BackendClient(settings) as client:
+        client.read_snapshot()
+    return proxy.count("GET", path) - before
+
+
+@pytest.mark.parametrize("mode", ["babs10", "snapshot"])
+def test_a_restore_reads_the_back_end_at_most_twice_the_decision_read_then_the_verifying_read(demo_backend,
+                                                                                           data_dir, mode):
+    settings, shop, before = backed_up_shop(demo_backend, data_dir, users=4, customers=2, BACKEND_MODE=mode,
+                                            API_TOKEN=DEMO_TOKEN)
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    listing = "/api/users" if mode == "babs10" else "/api/admin/snapshot"
+    with CountingProxy(demo_backend.url) as proxy:
+        proxied = make_settings(data_dir, proxy.url, BACKEND_MODE=mode, API_TOKEN=DEMO_TOKEN)
+        per_read = reads_per_snapshot(proxy, proxied, listing)
+        assert per_read >= 1
+        for given in (False, True):
+            demo_backend.sleep_now()
+            proxy.reset()
+            with BackendClient(proxied) as client:
+                # The caller's own read (the restore service's wipe check) is the decision read when given.
+                current = client.read_snapshot() if given else None
+                report = restore_now(proxied, backup, client, current=current)
+            assert report.complete and shop_view(demo_backend.state()) == shop_view(before)
+            assert proxy.count("GET", listing) <= 2 * per_read, f"more than two full reads (current given: {given})"
+
+
+# --- stopping part-way ---
+
+class StopsAfter(BackendClient):
+    """A real client that sets the stop event once it has created `users` accounts, as a Ctrl-C would."""
+
+    def __init__(self, settings, users, stopping):
+        super().__init__(settings)
+        self.left, self.stopping, self.lock = users, stopping, threading.Lock()
+
+    def create_user(self, email, pin):
+        answer = super().create_user(email, pin)
+        with self.lock:
+            self.left -= 1
+            if self.left <= 0:
+                self.stopping.set()
+        return answer
+
+
+def test_a_stopped_restore_keeps_the_pins_of_exactly_the_accounts_it_created_and_finishes_when_run_again(
+        demo_backend, data_dir):
+    settings, shop, before = backed_up_shop(demo_backend, data_dir, users=30, customers=1, RESTORE_WORKERS=2)
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    demo_backend.sleep_now()
+    stopping = threading.Event()
+    with StopsAfter(settings, 5, stopping) as client:
+        report = restore_now(settings, backup, client, stopping=stopping)
+    assert report.interrupted and not report.complete and report.missing == []
+    created = sorted(user["email"] for user in demo_backend.state()["users"])
+    assert 5 <= len(created) < 30 and report.result.users_created == len(created)
+    assert sorted(read_restored_pins(data_dir)) == created == report.result.pins_to_hand_out
+    assert report.result.customers_created == 0 and demo_backend.state()["customers"] == []
+    pins = read_restored_pins(data_dir)
+    again = restore(settings, backup)
+    assert again.complete and shop_view(demo_backend.state()) == shop_view(before)
+    assert sorted(read_restored_pins(data_dir)) == sorted(shop)
+    assert all(read_restored_pins(data_dir)[email] == pin for email, pin in pins.items()), "a PIN handed out changed"

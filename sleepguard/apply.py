@@ -1,0 +1,230 @@
+"""Carry out a restore plan over one client, and the whole restore: read, plan, apply, verify.
+
+The applier creates users first, then customers, in parallel over one client, which retries
+what got no answer itself (nothing here retries on top of it). A stop event ends it early:
+nothing new starts, the requests in flight finish, and restored_pins.json is left holding the
+PINs of exactly the accounts created. It returns what it did; the sentences are wording.py's.
+"""
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .exceptions import BackendError, BackendRejected
+from .pins import (forget_restored_pins, load_pins_file, new_random_pin, read_restored_pins, record_restored_pins,
+                   restored_pins_path)
+from .plan import (PIN_FROM_RESTORED, PIN_NEW_RANDOM, PINS_TO_HAND_OUT, UserToCreate, customer_label,
+                   plan_restore, plan_snapshot_restore, verify_restore)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RestoreResult:
+    """What applying a plan did: counts, failures with reasons, users waiting for their new PIN."""
+
+    users_created: int = 0
+    users_existing: int = 0
+    customers_created: int = 0
+    customers_existing: int = 0
+    failures: list = field(default_factory=list)  # "what: reason"
+    pins_to_hand_out: list = field(default_factory=list)
+    pins_path: Path | None = None
+
+
+@dataclass
+class RestoreReport:
+    """One restore from start to verification."""
+
+    plan: object
+    result: RestoreResult | None = None
+    missing: list = field(default_factory=list)  # plan.Missing
+    dry_run: bool = False
+    aborted: bool = False
+    interrupted: bool = False
+
+    @property
+    def complete(self):
+        """True when the restore ran to its end and the back end then held everything the backup has."""
+        return not self.aborted and not self.interrupted and not self.missing
+
+
+class _Applier:
+    """Carries out one API-mode plan over one client; a set stop event lets only the requests in flight finish."""
+
+    def __init__(self, client, plan, settings, stopping):
+        self.client = client
+        self.plan = plan
+        self.data_dir = settings.data_dir
+        self.workers = settings.restore_workers
+        self.stopping = stopping or threading.Event()
+        # Set when a write of the PIN bookkeeping failed: nothing more may start (the caller's event stays its own).
+        self.halted = threading.Event()
+        self.result = RestoreResult(users_existing=len(plan.existing_users),
+                                    customers_existing=len(plan.existing_customers),
+                                    pins_path=restored_pins_path(settings.data_dir))
+        self.owner_ids = dict(plan.owner_ids)
+        self.not_created = set()  # e-mails of users whose account this run did not create
+        self.lock = threading.Lock()
+
+    def fail(self, what, reason):
+        with self.lock:
+            self.result.failures.append(f"{what}: {reason}")
+
+    def stopped(self):
+        return self.stopping.is_set() or self.halted.is_set()
+
+    def halting_on_os_error(self, work):
+        """work, wrapped so that a failed file write starts nothing more before the error reaches the caller."""
+        def guarded(*args):
+            try:
+                return work(*args)
+            except OSError:
+                self.halted.set()
+                raise
+        return guarded
+
+    def create_user(self, user, pin):
+        if self.stopped():
+            self.not_created.add(user.email)
+            return
+        what = f"user {user.email}"
+        try:
+            outcome, answer, retried = self.client.create_user(user.email, pin)
+        except BackendRejected as exc:
+            # Refused: no account holds this PIN.
+            self.not_created.add(user.email)
+            self.fail(what, exc)
+            return
+        except BackendError as exc:
+            # No answer even after the client's retries: the account may exist, so its PIN is kept.
+            self.fail(what, exc)
+            return
+        ours = outcome == "created"
+        if outcome == "exists" and user.pin_source in PINS_TO_HAND_OUT:
+            ours = self.pin_opens(user.email, pin)
+            if ours is False:
+                # Someone signed up again with a PIN of their own: ours would open nothing.
+                forget_restored_pins(self.data_dir, [user.email])
+        with self.lock:
+            self.owner_ids[user.email] = answer["id"]
+            # "exists" after a try that got no answer is the account our first try created.
+            if outcome == "created" or (ours and retried):
+                self.result.users_created += 1
+                if user.pin_source in PINS_TO_HAND_OUT:
+                    self.result.pins_to_hand_out.append(user.email)
+            else:
+                self.result.users_existing += 1
+
+    def pin_opens(self, email, pin):
+        """True/False when sign-in says whether the PIN opens the account; None when it cannot tell."""
+        try:
+            return self.client.signin(email, pin)
+        except BackendError as exc:
+            log.warning("could not check the PIN of existing user %s: %s", email, exc)
+            return None
+
+    def create_customer(self, customer):
+        if self.stopped():
+            return
+        what = customer_label(customer.owner_email, customer.name)
+        owner_id = self.owner_ids.get(customer.owner_email)
+        if owner_id is None:
+            self.fail(what, f"its owner {customer.owner_email} could not be restored")
+            return
+        try:
+            outcome, _, retried = self.client.create_customer(owner_id, customer.body)
+        except BackendError as exc:
+            self.fail(what, exc)
+            return
+        with self.lock:
+            # "exists" after a try that got no answer is the customer our first try created.
+            if outcome == "created" or retried:
+                self.result.customers_created += 1
+            else:
+                self.result.customers_existing += 1
+
+    def pins_for_users(self):
+        """The PIN of each user to create, and the new random ones, recorded before any account exists."""
+        waiting = read_restored_pins(self.data_dir)
+        users, pins, fresh = [], {}, {}
+        for user in self.plan.users:
+            if user.pin_source == PIN_NEW_RANDOM and user.email in waiting:
+                # Another run gave this user a PIN after our plan was made: never replace it.
+                user = UserToCreate(user.email, PIN_FROM_RESTORED, waiting[user.email])
+            elif user.pin_source == PIN_NEW_RANDOM:
+                fresh[user.email] = new_random_pin()
+            users.append(user)
+            pins[user.email] = user.pin or fresh[user.email]
+        # Written first, so a crash after the POST cannot lose the only copy of a PIN.
+        record_restored_pins(self.data_dir, fresh)
+        return users, pins, fresh
+
+    def forget_pins_opening_nothing(self):
+        """Users the back end has whose waiting PIN no longer opens them signed up again with a PIN of their own."""
+        waiting = read_restored_pins(self.data_dir)
+        forget_restored_pins(self.data_dir, [email for email in self.plan.existing_users
+                                             if email in waiting and self.pin_opens(email, waiting[email]) is False])
+
+    def run(self):
+        self.forget_pins_opening_nothing()
+        users, pins, fresh = self.pins_for_users()
+        try:
+            with ThreadPoolExecutor(self.workers) as pool:
+                create_user = self.halting_on_os_error(lambda user: self.create_user(user, pins[user.email]))
+                list(pool.map(create_user, users))
+                list(pool.map(self.create_customer, self.plan.customers))
+        finally:
+            # Only accounts that exist keep a PIN of this run: the rest were never created (not started, refused).
+            forget_restored_pins(self.data_dir, sorted(self.not_created & set(fresh)))
+        self.result.pins_to_hand_out.sort()
+        self.result.failures.sort()
+        return self.result
+
+
+def apply_plan(client, plan, settings, stopping=None):
+    """Carry out an API-mode plan: users first, then customers, in parallel over one client."""
+    return _Applier(client, plan, settings, stopping).run()
+
+
+def restore_snapshot(client, backup):
+    """Snapshot mode: put the whole backed-up state back in one request (ids and PIN hashes included)."""
+    return client.put_admin_state(backup.to_admin_state())
+
+
+def restore_now(settings, backup, client, *, current=None, dry_run=False, confirm=None, stopping=None):
+    """Plan from current (read now when not given), apply unless dry run, declined or stopped, re-read and verify.
+
+    The back end is read at most twice: the read the plan rests on, then the verifying read.
+    """
+    snapshot_mode = settings.backend_mode == "snapshot"
+    pins = {} if snapshot_mode else load_pins_file(settings.pins_file)
+    restored_pins = {} if snapshot_mode else read_restored_pins(settings.data_dir)
+    if current is None:
+        current = client.read_snapshot()
+    if snapshot_mode:
+        plan = plan_snapshot_restore(backup, current, target=settings.snapshot_url)
+    else:
+        plan = plan_restore(backup, current, pins, restored_pins, target=settings.backend_url)
+    report = RestoreReport(plan=plan, dry_run=dry_run)
+    if dry_run or plan.empty:
+        report.missing = verify_restore(backup, current)
+        return report
+    stopping = stopping or threading.Event()
+    # Asked first, then looked at: a Ctrl-C while the question waits sets the event too.
+    if (confirm is not None and not confirm(plan)) or stopping.is_set():
+        report.aborted = True
+        return report
+    if snapshot_mode:
+        restore_snapshot(client, backup)
+        report.result = RestoreResult(users_created=len(plan.users), customers_created=len(plan.customers))
+    else:
+        report.result = apply_plan(client, plan, settings, stopping)
+    if stopping.is_set():
+        # Stopped part-way: what is missing is known (the rest of the plan); no need for a read to say so.
+        report.interrupted = True
+        return report
+    report.missing = verify_restore(backup, client.read_snapshot())
+    return report
