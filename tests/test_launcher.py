@@ -10,8 +10,9 @@ import pytest
 from helpers import make_settings
 from service_helpers import FAST, processes_of, write_pid_file
 from sleepguard.exceptions import SettingsError
-from sleepguard.launcher import SERVICES, log_path, start_services, stop_services
-from sleepguard.pidfile import check_service, pid_file_path
+from sleepguard.launcher import start_services, stop_services
+from sleepguard.processes import check_service
+from sleepguard.services import SERVICES, log_path, pid_file_path
 
 def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, stopped_afterwards):
     settings = make_settings(data_dir, demo_backend.url, **FAST)

@@ -8,8 +8,8 @@ import sys
 import psutil
 
 from helpers import PROJECT_DIR, command_env, run_command
-from sleepguard.launcher import SERVICES, log_path
-from sleepguard.pidfile import check_service, pid_file_path
+from sleepguard.processes import check_service
+from sleepguard.services import SERVICES, log_path, pid_file_path
 from service_helpers import FAST, processes_of, wait_for
 
 START = "start_all_super_services.py"

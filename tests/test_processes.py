@@ -1,5 +1,6 @@
-"""PID files: written with PID and start time, trusted only for the live service, removed only by their writer."""
+"""PID files: written with PID and start time, trusted only for the live service holding them, removed only by their writer."""
 
+import fcntl
 import os
 import signal
 import stat
@@ -12,14 +13,8 @@ import psutil
 import pytest
 
 from sleepguard.exceptions import ServiceAlreadyRunning
-from sleepguard.pidfile import (
-    acquire_pid_file,
-    check_service,
-    pid_file_path,
-    read_pid_file,
-    remove_stale_pid_file,
-    signal_service,
-)
+from sleepguard.processes import acquire_pid_file, check_service, read_pid_file, remove_stale_pid_file, signal_service
+from sleepguard.services import pid_file_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SERVICE = "demo_pid_service"
@@ -28,7 +23,7 @@ SERVICE = "demo_pid_service"
 SERVICE_SCRIPT = """
 import sys
 from pathlib import Path
-from sleepguard.pidfile import acquire_pid_file
+from sleepguard.processes import acquire_pid_file
 lock = acquire_pid_file(Path(sys.argv[1]), "demo_pid_service") if len(sys.argv) > 1 else None
 print("ready", flush=True)
 sys.stdin.read()
@@ -69,8 +64,23 @@ def fake_service(tmp_path, start_process):
     return start
 
 
+@pytest.fixture
+def hold_pid_file(tmp_path):
+    """Hold the PID file's lock for the test, as its owner would: the stand-in writes no PID file of its own."""
+    held = []
+
+    def hold():
+        fd = os.open(pid_file_path(tmp_path, SERVICE), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.append(fd)
+
+    yield hold
+    for fd in held:
+        os.close(fd)
+
+
 def write_pid_file(data_dir, pid, create_time):
-    """Write a PID file the way a service does."""
+    """Write a PID file the way a service does (in place: a lock on it stays)."""
     pid_file_path(data_dir, SERVICE).write_text(f"{pid}\n{create_time!r}\n")
 
 
@@ -138,8 +148,9 @@ def test_dead_pid_is_stale_and_removable(tmp_path):
     assert not pid_file_path(tmp_path, SERVICE).exists()
 
 
-def test_zombie_is_not_running(tmp_path, fake_service):
+def test_zombie_is_not_running(tmp_path, fake_service, hold_pid_file):
     service = fake_service()
+    hold_pid_file()
     write_pid_file(tmp_path, service.pid, psutil.Process(service.pid).create_time())
     assert check_service(tmp_path, SERVICE).state == "running"
     service.stdin.close()
@@ -163,8 +174,9 @@ def test_foreign_process_is_stale_and_never_signalled(tmp_path, start_process):
     assert sleeper.poll() is None, "a foreign process was signalled"
 
 
-def test_reused_pid_is_stale_and_never_signalled(tmp_path, fake_service):
+def test_reused_pid_is_stale_and_never_signalled(tmp_path, fake_service, hold_pid_file):
     service = fake_service()
+    hold_pid_file()
     real_start = psutil.Process(service.pid).create_time()
     write_pid_file(tmp_path, service.pid, real_start - 100)
     status = check_service(tmp_path, SERVICE)
