@@ -173,7 +173,7 @@ def _verify(name: str, info: PidInfo, fd: int) -> tuple[psutil.Process | None, s
         return None, f"PID {pid} cannot be inspected (access denied)"
     if not _held(fd):
         # The live process holds a PID file of its own, elsewhere: this one is a copy.
-        return None, f"PID {pid} runs {name} for another DATA_DIR (it does not hold this PID file)"
+        return None, f"PID {pid} serves another DATA_DIR (this PID file is a copy nobody holds)"
     return process, ""
 
 

@@ -7,12 +7,14 @@ import subprocess
 import psutil
 import pytest
 
-from helpers import make_settings
+from helpers import command_env, make_settings, run_command
 from service_helpers import FAST, processes_of, write_pid_file
 from sleepguard.exceptions import SettingsError
 from sleepguard.launcher import start_services, stop_services
 from sleepguard.processes import check_service
-from sleepguard.services import SERVICES, log_path, pid_file_path
+from sleepguard.services import DEMO, SERVICES, log_path, pid_file_path
+
+START = "start_all_super_services.py"
 
 def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, stopped_afterwards):
     settings = make_settings(data_dir, demo_backend.url, **FAST)
@@ -82,3 +84,30 @@ def test_no_backend_url_explains_what_to_set(data_dir):
     with pytest.raises(SettingsError, match="BACKEND_URL.*--demo"):
         start_services(make_settings(data_dir))
     assert processes_of(data_dir) == []
+
+
+def test_stop_in_a_copy_of_a_running_data_dir_leaves_the_original_running(data_dir, tmp_path, stopped_afterwards):
+    started = run_command(START, "--demo", env=command_env(data_dir, "", **FAST))
+    assert started.returncode == 0, started.stdout + started.stderr
+    names = [service.name for service in SERVICES] + [DEMO.name]
+    pids = {name: check_service(data_dir, name).pid for name in names}
+    assert all(check_service(data_dir, name).state == "running" for name in names)
+
+    copy = tmp_path / "copy"
+    # The services write while cp runs: a temp file may vanish under it, so cp's exit code is not the point.
+    subprocess.run(["cp", "-a", str(data_dir), str(copy)], capture_output=True)
+    for name in names:
+        assert pid_file_path(copy, name).read_text() == pid_file_path(data_dir, name).read_text()
+        assert check_service(copy, name).state == "stale"
+        assert "another DATA_DIR" in check_service(copy, name).reason
+
+    stopped = run_command(START, "--stop", env=command_env(copy, "", **FAST))
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert len(lines) == len(names) and all("not running; removed its stale PID file" in line for line in lines), lines
+    for name in names:
+        status = check_service(data_dir, name)
+        assert (status.state, status.pid) == ("running", pids[name]), f"--stop in the copy stopped {name}"
+        assert psutil.Process(pids[name]).status() != psutil.STATUS_ZOMBIE
+        assert not pid_file_path(copy, name).exists(), "the copy's stale PID file stays behind"
+    assert f"{DEMO.name}.url" not in os.listdir(copy)
