@@ -2,17 +2,19 @@
 
 import fcntl
 import os
+import signal
 import subprocess
+import sys
 
 import psutil
 import pytest
 
-from helpers import command_env, make_settings, run_command
-from service_helpers import FAST, processes_of, write_pid_file
+from helpers import PROJECT_DIR, command_env, make_settings, run_command
+from service_helpers import FAST, processes_of, wait_for, write_pid_file
 from sleepguard.exceptions import SettingsError
 from sleepguard.launcher import start_services, stop_services
 from sleepguard.processes import check_service
-from sleepguard.services import DEMO, SERVICES, log_path, pid_file_path
+from sleepguard.services import AUTO_RESTORE, DEMO, SERVICES, log_path, pid_file_path
 
 START = "start_all_super_services.py"
 
@@ -111,3 +113,30 @@ def test_stop_in_a_copy_of_a_running_data_dir_leaves_the_original_running(data_d
         assert psutil.Process(pids[name]).status() != psutil.STATUS_ZOMBIE
         assert not pid_file_path(copy, name).exists(), "the copy's stale PID file stays behind"
     assert f"{DEMO.name}.url" not in os.listdir(copy)
+
+
+def test_the_foreground_supervisor_wakes_when_a_child_dies_while_it_waits(data_dir, demo_backend, tmp_path,
+                                                                          stopped_afterwards):
+    env = command_env(data_dir, demo_backend.url, **FAST)
+    with open(tmp_path / "supervisor.log", "w+") as output:
+        supervisor = subprocess.Popen([sys.executable, str(PROJECT_DIR / START), "--foreground"], cwd=PROJECT_DIR,
+                                      env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        try:
+            for crash in range(2):
+                # The second kill lands while the supervisor waits: only its SIGCHLD wake-up can notice it.
+                wait_for(lambda: check_service(data_dir, AUTO_RESTORE.name).state == "running")
+                killed = check_service(data_dir, AUTO_RESTORE.name).pid
+                psutil.Process(killed).kill()
+
+                def restarted():
+                    status = check_service(data_dir, AUTO_RESTORE.name)
+                    return status.state == "running" and status.pid != killed
+
+                wait_for(restarted)
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            assert supervisor.wait(20) == 0
+        output.seek(0)
+        log = output.read()
+    assert "restarting in 1 s" in log and "restarting in 2 s" in log, log
+    assert processes_of(data_dir) == []

@@ -2,6 +2,7 @@
 
 import fcntl
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -12,8 +13,10 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sleepguard import processes
 from sleepguard.exceptions import ServiceAlreadyRunning
-from sleepguard.processes import acquire_pid_file, check_service, read_pid_file, remove_stale_pid_file, signal_service
+from sleepguard.processes import (Signals, acquire_pid_file, check_service, read_pid_file, remove_stale_pid_file,
+                                  signal_service, spawn_holding_pid_file, stop_processes)
 from sleepguard.services import pid_file_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -237,3 +240,74 @@ def test_second_holder_refused_and_locked_file_never_removed(tmp_path, fake_serv
     assert path.read_text() == "garbage", "a PID file naming someone else was removed"
     with acquire_pid_file(tmp_path, SERVICE):
         assert read_pid_file(path).pid == os.getpid()
+
+
+def test_a_copied_pid_file_is_stale_and_removing_it_spares_the_original(tmp_path, fake_service):
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    copy.mkdir()
+    service = fake_service(original)
+    shutil.copy2(pid_file_path(original, SERVICE), pid_file_path(copy, SERVICE))
+    status = check_service(copy, SERVICE)
+    assert (status.state, status.pid) == ("stale", service.pid)
+    assert status.reason == f"PID {service.pid} serves another DATA_DIR (this PID file is a copy nobody holds)"
+    assert signal_service(copy, SERVICE, signal.SIGTERM) is False
+    assert remove_stale_pid_file(copy, SERVICE) is True
+    assert check_service(original, SERVICE).state == "running"
+    assert service.poll() is None, "the original was signalled through a copy of its PID file"
+
+
+@pytest.fixture
+def sleeping_program(tmp_path):
+    """argv of a program known as SERVICE that writes no PID file and lives a minute (stdin is closed for it)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / f"{SERVICE}.py").write_text("import time\ntime.sleep(60)\n")
+    return [sys.executable, str(folder / f"{SERVICE}.py")]
+
+
+def test_a_program_started_holding_its_pid_file_is_ours_until_it_dies(tmp_path, sleeping_program):
+    process = spawn_holding_pid_file(tmp_path, SERVICE, sleeping_program, tmp_path / "out.log", dict(os.environ),
+                                     detached=True)
+    try:
+        status = check_service(tmp_path, SERVICE)
+        assert (status.state, status.pid) == ("running", process.pid)
+        assert abs(status.started_at - psutil.Process(process.pid).create_time()) < 0.01
+        assert stat.S_IMODE(pid_file_path(tmp_path, SERVICE).stat().st_mode) == 0o600
+        with pytest.raises(ServiceAlreadyRunning, match=rf"already running \(PID {process.pid}\)"):
+            spawn_holding_pid_file(tmp_path, SERVICE, sleeping_program, tmp_path / "out.log", dict(os.environ),
+                                   detached=True)
+        with pytest.raises(ServiceAlreadyRunning):
+            acquire_pid_file(tmp_path, SERVICE)
+        assert remove_stale_pid_file(tmp_path, SERVICE) is False
+    finally:
+        process.kill()
+        process.wait()
+    status = check_service(tmp_path, SERVICE)
+    assert (status.state, status.reason) == ("stale", f"PID {process.pid} is not running")
+    assert remove_stale_pid_file(tmp_path, SERVICE) is True
+
+
+def test_stop_ends_the_willing_with_sigterm_and_kills_the_stubborn(monkeypatch, start_process):
+    monkeypatch.setattr(processes, "STOP_DEADLINE", 0.5)
+    willing = start_process(["sleep", "60"])
+    stubborn = start_process([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"])
+    assert stubborn.stdout.readline().strip() == "ready"
+    killed, survivors = stop_processes([psutil.Process(willing.pid), psutil.Process(stubborn.pid)])
+    assert [process.pid for process in killed] == [stubborn.pid] and survivors == []
+    assert (willing.wait(5), stubborn.wait(5)) == (-signal.SIGTERM, -signal.SIGKILL)
+
+
+def test_signals_only_record_and_the_wait_ends_as_one_arrives():
+    before = signal.getsignal(signal.SIGTERM)
+    with Signals(wake=(signal.SIGCHLD,)) as signals:
+        assert signals.wait(0.01) == []
+        child = subprocess.Popen(["true"])
+        assert signal.SIGCHLD in signals.wait(30), "a child's exit did not end the wait"
+        child.wait()
+        assert not signals.stopping.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.wait(30) == [signal.SIGTERM]
+        assert signals.stopping.is_set() and signals.stopped_by == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before, "the previous handler is back"
