@@ -14,7 +14,7 @@ from service_helpers import FAST, processes_of, wait_for, write_pid_file
 from sleepguard.exceptions import SettingsError
 from sleepguard.launcher import start_services, stop_services
 from sleepguard.processes import check_service
-from sleepguard.services import AUTO_RESTORE, DEMO, SERVICES, log_path, pid_file_path
+from sleepguard.services import AUTO_BACKUP, AUTO_RESTORE, DEMO, KEEP_ALIVE, SERVICES, log_path, pid_file_path
 
 START = "start_all_super_services.py"
 
@@ -45,30 +45,30 @@ def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, st
 def test_stop_never_signals_a_foreign_process_and_start_replaces_stale_files(data_dir, demo_backend, sleeper,
                                                                              stopped_afterwards):
     dead = subprocess.Popen(["true"])
-    write_pid_file(data_dir, "keep_alive_super_aggressive", dead)
+    write_pid_file(data_dir, KEEP_ALIVE.name, dead)
     dead.wait()
-    write_pid_file(data_dir, "auto_backup_super_aggressive", sleeper)
+    write_pid_file(data_dir, AUTO_BACKUP.name, sleeper)
     settings = make_settings(data_dir, demo_backend.url, **FAST)
 
     stopped = stop_services(settings)
     assert sleeper.poll() is None, "the stop signalled a process that is not ours"
-    assert any("auto_backup_super_aggressive: not running" in line and "another program (sleep)" in line
+    assert any(f"{AUTO_BACKUP.name}: not running" in line and "another program (sleep)" in line
                for line in stopped.lines), stopped.lines
-    assert any("keep_alive_super_aggressive: not running" in line and "is not running" in line
+    assert any(f"{KEEP_ALIVE.name}: not running" in line and "is not running" in line
                for line in stopped.lines), stopped.lines
 
-    write_pid_file(data_dir, "auto_backup_super_aggressive", sleeper)
+    write_pid_file(data_dir, AUTO_BACKUP.name, sleeper)
     started = start_services(settings)
     assert started.exit_code == 0, started.lines
     assert all(check_service(data_dir, service.name).state == "running" for service in SERVICES)
-    assert check_service(data_dir, "auto_backup_super_aggressive").pid != sleeper.pid
+    assert check_service(data_dir, AUTO_BACKUP.name).pid != sleeper.pid
     stop_services(settings)
     assert sleeper.poll() is None
 
 
 def test_a_service_that_exits_at_once_is_reported_with_its_log(data_dir, demo_backend, stopped_afterwards):
     # Someone else holds the backup service's PID file lock: the service must refuse to start.
-    path = pid_file_path(data_dir, "auto_backup_super_aggressive")
+    path = pid_file_path(data_dir, AUTO_BACKUP.name)
     with open(path, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         held.write(f"{os.getpid()}\n{psutil.Process().create_time()!r}\n")
@@ -76,10 +76,10 @@ def test_a_service_that_exits_at_once_is_reported_with_its_log(data_dir, demo_ba
         report = start_services(make_settings(data_dir, demo_backend.url, **FAST))
     assert report.exit_code == 1
     text = "\n".join(report.lines)
-    assert "auto_backup_super_aggressive exited at once" in text
+    assert f"{AUTO_BACKUP.name} exited at once" in text
     assert "already running" in text.split("exited at once", 1)[1], text
-    assert check_service(data_dir, "keep_alive_super_aggressive").state == "running"
-    assert check_service(data_dir, "auto_restore_service").state == "running"
+    assert check_service(data_dir, KEEP_ALIVE.name).state == "running"
+    assert check_service(data_dir, AUTO_RESTORE.name).state == "running"
 
 
 def test_no_backend_url_explains_what_to_set(data_dir):
