@@ -377,8 +377,13 @@ def run_foreground(settings, demo: bool = False) -> int:
         _supervise(children, data_dir, env, demo_process, signals)
         log.info("received %s: stopping the services", signal.Signals(signals.stopped_by).name)
     finally:
-        stop_children([child.process for child in children if child.process is not None]
-                      + ([demo_process] if demo_process is not None else []))
+        killed, survivors = stop_children([child.process for child in children if child.process is not None]
+                                          + ([demo_process] if demo_process is not None else []))
+        for process in killed:
+            if process in survivors:
+                log.error("PID %d could NOT be stopped, not even by SIGKILL", process.pid)
+            else:
+                log.warning("PID %d did not stop within %g s of SIGTERM: killed it", process.pid, STOP_DEADLINE)
         for child in children:
             # A child killed after the stop deadline leaves its PID file behind.
             remove_stale_pid_file(data_dir, child.service.name)

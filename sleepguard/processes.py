@@ -393,22 +393,21 @@ def stop_processes(processes: list[psutil.Process]) -> tuple[list, list]:
     for process in processes:
         try:
             process.terminate()
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     wait_until(lambda: all(_exited(process) for process in processes), STOP_DEADLINE)
     killed = [process for process in processes if not _exited(process)]
     for process in killed:
-        log.warning("PID %d did not stop within %g s: killing it", process.pid, STOP_DEADLINE)
         try:
             process.kill()
-        except psutil.NoSuchProcess:
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
             pass
     wait_until(lambda: all(_exited(process) for process in killed), KILL_DEADLINE)
     return killed, [process for process in killed if not _exited(process)]
 
 
-def stop_children(children: list[subprocess.Popen]) -> None:
-    """Stop our own children the one way (stop_processes) and reap them all."""
+def stop_children(children: list[subprocess.Popen]) -> tuple[list, list]:
+    """Stop our own children the one way (stop_processes), reap them, and return (killed, survivors)."""
     running = []
     for child in children:
         if child.poll() is None:
@@ -416,9 +415,12 @@ def stop_children(children: list[subprocess.Popen]) -> None:
                 running.append(psutil.Process(child.pid))
             except psutil.NoSuchProcess:
                 pass
-    stop_processes(running)
+    killed, survivors = stop_processes(running)
+    unkillable = {process.pid for process in survivors}
     for child in children:
-        child.wait()
+        if child.pid not in unkillable:
+            child.wait()
+    return killed, survivors
 
 
 def running_demo_url(data_dir: Path) -> str | None:
