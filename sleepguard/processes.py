@@ -384,24 +384,25 @@ def _exited(process: psutil.Process) -> bool:
         return True
 
 
+def _send_each(processes: list[psutil.Process], signum: int) -> None:
+    """Signal each process that is still the one it was; one already gone is skipped."""
+    for process in processes:
+        try:
+            process.send_signal(signum)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            pass
+
+
 def stop_processes(processes: list[psutil.Process]) -> tuple[list, list]:
     """SIGTERM each process, SIGKILL those still there after STOP_DEADLINE; return (killed, survivors).
 
     psutil pins each process by its start time, so a PID reused meanwhile is never signalled.
     The caller reaps its own children (Popen.wait) afterwards.
     """
-    for process in processes:
-        try:
-            process.terminate()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+    _send_each(processes, signal.SIGTERM)
     wait_until(lambda: all(_exited(process) for process in processes), STOP_DEADLINE)
     killed = [process for process in processes if not _exited(process)]
-    for process in killed:
-        try:
-            process.kill()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            pass
+    _send_each(killed, signal.SIGKILL)
     wait_until(lambda: all(_exited(process) for process in killed), KILL_DEADLINE)
     return killed, [process for process in killed if not _exited(process)]
 
