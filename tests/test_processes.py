@@ -1,4 +1,4 @@
-"""PID files: written with PID and start time, trusted only while their live service holds them, removed by their writer."""
+"""PID files: written with PID and start time, trusted only while their service holds them, removed by their writer."""
 
 import fcntl
 import os
