@@ -17,6 +17,7 @@ from fault_proxy import FaultProxy
 from helpers import seed_shop, shop_view, start_demo_process
 from sleepguard.atomicfile import ensure_private_dir, write_json_atomic
 from sleepguard.runner import read_state
+from sleepguard import services as registry
 from sleepguard.settings import SETTINGS, load_settings
 from sleepguard.snapshot import utc_now_iso
 
@@ -24,10 +25,10 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 STOP_DEADLINE = 10.0
 POLL_SECONDS = 0.05
 SEED_TRIGGERS = 10
-KEEP_ALIVE = "keep_alive_super_aggressive"
-AUTO_BACKUP = "auto_backup_super_aggressive"
-AUTO_RESTORE = "auto_restore_service"
-SERVICE_NAMES = (KEEP_ALIVE, AUTO_BACKUP, AUTO_RESTORE)
+KEEP_ALIVE = registry.KEEP_ALIVE.name
+AUTO_BACKUP = registry.AUTO_BACKUP.name
+AUTO_RESTORE = registry.AUTO_RESTORE.name
+SERVICE_NAMES = tuple(service.name for service in registry.SERVICES)
 
 
 class BenchError(Exception):
@@ -232,7 +233,8 @@ class Services:
     def start(self, name, **overrides):
         env = self.bench.service_env(self.data_dir, self.backend_url, **{**self.overrides, **overrides})
         with open(self.data_dir / f"{name}.output", "ab") as output:
-            process = subprocess.Popen([sys.executable, str(PROJECT_DIR / f"{name}.py")], cwd=PROJECT_DIR, env=env,
+            command = registry.program_named(name).command
+            process = subprocess.Popen([sys.executable, str(command)], cwd=PROJECT_DIR, env=env,
                                        stdin=subprocess.DEVNULL, stdout=output, stderr=output)
         if self.nice:
             renice(process.pid)

@@ -11,13 +11,10 @@ import time
 import psutil
 
 from rig import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICE_NAMES, BenchError, Demo, Services, memory, renice
-from sleepguard.auto_backup import LOG_NAME as BACKUP_LOG
-from sleepguard.auto_restore import LOG_NAME as RESTORE_LOG
-from sleepguard.keep_alive import LOG_NAME as KEEP_ALIVE_LOG
-from sleepguard.runner import state_file_path
+from sleepguard.services import SERVICES, state_file_path
 from sleepguard.store import HISTORY_FOLDER, LATEST_NAME
 
-LOG_NAMES = {KEEP_ALIVE: KEEP_ALIVE_LOG, AUTO_BACKUP: BACKUP_LOG, AUTO_RESTORE: RESTORE_LOG}
+LOG_NAMES = {service.name: service.log_name for service in SERVICES}
 # Iterations a day with the default intervals: a ping every 120 s, a trigger poll every 15 s, a wipe check every 60 s.
 DEFAULT_ITERATIONS_PER_DAY = {KEEP_ALIVE: 86400 / 120, AUTO_BACKUP: 86400 / 15, AUTO_RESTORE: 86400 / 60}
 DEFAULT_BACKUPS_PER_DAY = 86400 / 120

@@ -18,17 +18,18 @@ import time
 from .backup import take_backup
 from .client import BackendClient
 from .exceptions import BackendError
-from .pidfile import signal_service
+from .processes import signal_service
 from .runner import run_service
+from .services import AUTO_BACKUP, AUTO_RESTORE
 from .store import BackupStore
 from .snapshot import utc_now_iso
 from .wording import describe
 
 log = logging.getLogger(__name__)
 
-SERVICE = "auto_backup_super_aggressive"
-LOG_NAME = "auto_backup_super_aggressive.log"
-RESTORE_SERVICE = "auto_restore_service"
+SERVICE = AUTO_BACKUP.name
+LOG_NAME = AUTO_BACKUP.log_name
+RESTORE_SERVICE = AUTO_RESTORE.name
 
 
 class AutoBackup:

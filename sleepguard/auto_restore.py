@@ -14,18 +14,19 @@ import time
 
 from .client import BackendClient
 from .exceptions import BackendError, SleepguardError
-from .pidfile import signal_service
+from .processes import signal_service
 from .apply import restore_now
 from .runner import run_service
+from .services import AUTO_BACKUP, AUTO_RESTORE
 from .snapshot import utc_now_iso
 from .store import BackupStore
 from .wipe import judge_read
 
 log = logging.getLogger(__name__)
 
-SERVICE = "auto_restore_service"
-LOG_NAME = "auto_restore.log"
-BACKUP_SERVICE = "auto_backup_super_aggressive"
+SERVICE = AUTO_RESTORE.name
+LOG_NAME = AUTO_RESTORE.log_name
+BACKUP_SERVICE = AUTO_BACKUP.name
 MAX_SKIPPED_CHECKS = 32
 NAMES_SHOWN = 5
 

@@ -11,15 +11,16 @@ import time
 
 from .client import BackendClient
 from .exceptions import BackendError
-from .pidfile import signal_service
+from .processes import signal_service
 from .runner import run_service
+from .services import AUTO_RESTORE, KEEP_ALIVE
 from .snapshot import utc_now_iso
 
 log = logging.getLogger(__name__)
 
-SERVICE = "keep_alive_super_aggressive"
-LOG_NAME = "keep_alive_super_aggressive.log"
-RESTORE_SERVICE = "auto_restore_service"
+SERVICE = KEEP_ALIVE.name
+LOG_NAME = KEEP_ALIVE.log_name
+RESTORE_SERVICE = AUTO_RESTORE.name
 QUICK_TRIES = 3
 # The pause between quick tries waits in slices, so SIGTERM is noticed at once.
 PAUSE_SLICE_SECONDS = 0.05

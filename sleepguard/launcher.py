@@ -3,8 +3,9 @@
 Detached services are started under an exclusive lock on DATA_DIR/.launcher.lock, so launchers
 run at the same time take turns and the later ones find the services running; the services'
 own PID-file lock refuses duplicates besides. A PID file is acted on only when it names the
-live service (pidfile.check_service), so a stale file naming someone else's process never
-gets that process signalled. The library returns lines to print; only --foreground logs.
+live service of this very DATA_DIR (processes.verified_process), so a stale file naming someone
+else's process, or a copied folder's file naming the original's, never gets that process
+signalled. The library returns lines to print; only --foreground logs.
 """
 
 import logging
@@ -17,50 +18,25 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
-from . import auto_backup, auto_restore, keep_alive
 from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
 from .exceptions import SettingsError, SleepguardError
 from .flocks import flock_within
-from .pidfile import CREATE_TIME_TOLERANCE, check_service, read_pid_file, remove_stale_pid_file, signal_service
-from .runner import STOP_SIGNALS
-from .settings import PROJECT_DIR, SETTINGS, load_settings, require_backend
+from .processes import (POLL_SECONDS, STOP_DEADLINE, Signals, check_service, remove_stale_pid_file, running_demo_url,
+                        spawn, spawn_holding_pid_file, stop_children, stop_processes, verified_process, wait_until)
+from .services import AUTO_RESTORE, DEMO, SERVICES, Service, demo_url_path, log_path, pid_file_path
+from .settings import SETTINGS, load_settings, require_backend
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class Service:
-    """One service: its name is its command's file stem; it logs to log_name in DATA_DIR."""
-
-    name: str
-    log_name: str
-
-    @property
-    def script(self) -> Path:
-        return PROJECT_DIR / f"{self.name}.py"
-
-
-SERVICES = tuple(Service(module.SERVICE, module.LOG_NAME) for module in (keep_alive, auto_backup, auto_restore))
 LOCK_NAME = ".launcher.lock"
-DEMO_MODULE = "sleepguard.demo_backend"
-DEMO_PID_NAME = "demo_backend.pid"
-DEMO_URL_NAME = "demo_backend.url"
-DEMO_LOG_NAME = "demo_backend.log"
-
 START_DEADLINE = 15.0
-STOP_DEADLINE = 10.0
-KILL_DEADLINE = 5.0
 LOCK_DEADLINE = 60.0
-POLL_SECONDS = 0.05
 LOG_TAIL_LINES = 6
 # --foreground: a crashed child waits 1, 2, 4 ... 60 s before its restart; a child that ran
 # this long before crashing counts as healthy again and starts over at 1 s.
 BACKOFF_FIRST = 1.0
 BACKOFF_MAX = 60.0
 HEALTHY_RUN_SECONDS = 60.0
-SUPERVISE_POLL_SECONDS = 0.2
 
 
 @dataclass
@@ -80,21 +56,6 @@ class _Row:
     note: str
 
 
-def log_path(data_dir: Path, service: Service) -> Path:
-    """Return where a service's log (and its stdout/stderr) goes."""
-    return Path(data_dir) / service.log_name
-
-
-def _wait_until(done, seconds: float) -> bool:
-    """Poll done() until it is true or seconds have passed; return its last answer."""
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() >= deadline:
-            return done()
-        time.sleep(POLL_SECONDS)
-    return True
-
-
 @contextmanager
 def _launcher_lock(data_dir: Path):
     """Hold DATA_DIR/.launcher.lock: launchers started together take turns instead of racing."""
@@ -106,13 +67,6 @@ def _launcher_lock(data_dir: Path):
         yield
     finally:
         os.close(fd)
-
-
-def _open_log(path: Path) -> int:
-    """Open a log for appending, private, for a child's stdout and stderr."""
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
-    os.fchmod(fd, PRIVATE_FILE_MODE)
-    return fd
 
 
 def _log_size(path: Path) -> int:
@@ -133,48 +87,7 @@ def _log_tail(path: Path, offset: int, count: int = LOG_TAIL_LINES) -> list[str]
     return [line for line in text.splitlines() if line.strip()][-count:]
 
 
-def _spawn(argv: list[str], log_file: Path, env: dict, detached: bool) -> subprocess.Popen:
-    """Start a child with stdin closed and stdout/stderr appended to its log, never a pipe."""
-    fd = _open_log(log_file)
-    try:
-        return subprocess.Popen(argv, cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=fd, stderr=fd,
-                                start_new_session=detached)
-    finally:
-        os.close(fd)
-
-
 # --- the demo back end ---
-
-def _demo_paths(data_dir: Path) -> tuple[Path, Path, Path]:
-    data_dir = Path(data_dir)
-    return data_dir / DEMO_PID_NAME, data_dir / DEMO_URL_NAME, data_dir / DEMO_LOG_NAME
-
-
-def _verified_demo(data_dir: Path) -> psutil.Process | None:
-    """The demo back end named by its PID file, only if alive, started then, and running the demo."""
-    info = read_pid_file(_demo_paths(data_dir)[0])
-    if info is None or info.pid is None or info.create_time is None:
-        return None
-    try:
-        process = psutil.Process(info.pid)
-        if process.status() == psutil.STATUS_ZOMBIE or DEMO_MODULE not in process.cmdline():
-            return None
-        if abs(process.create_time() - info.create_time) >= CREATE_TIME_TOLERANCE:
-            return None
-    except (psutil.NoSuchProcess, psutil.AccessDenied):
-        return None
-    return process
-
-
-def running_demo_url(data_dir: Path) -> str | None:
-    """The URL of the demo back end a launcher started, if it still runs."""
-    if _verified_demo(data_dir) is None:
-        return None
-    try:
-        return _demo_paths(data_dir)[1].read_text().strip() or None
-    except OSError:
-        return None
-
 
 def _demo_env(settings) -> dict:
     """The demo's environment: admin endpoints on only with the configured token, passed outside argv."""
@@ -186,82 +99,57 @@ def _demo_env(settings) -> dict:
 
 def _start_demo(settings, detached: bool) -> tuple[str, subprocess.Popen | None, str]:
     """Start the demo back end unless one runs; return (URL, the child if we started it, a line)."""
-    pid_path, url_path, demo_log = _demo_paths(settings.data_dir)
-    running = _verified_demo(settings.data_dir)
-    url = running_demo_url(settings.data_dir)
+    data_dir = Path(settings.data_dir)
+    demo_log = log_path(data_dir, DEMO)
+    running = verified_process(data_dir, DEMO.name)[1]
+    url = running_demo_url(data_dir)
     if running is not None and url:
         return url, None, f"demo back end already running at {url} (PID {running.pid})"
     if running is not None:
         # Its URL file is gone, so nobody can point at it: replace it.
-        _end_process(running)
+        stop_processes([running])
+        remove_stale_pid_file(data_dir, DEMO.name)
     offset = _log_size(demo_log)
-    argv = [sys.executable, "-m", DEMO_MODULE, "--port", "0", "--seed-demo"]
-    process = _spawn(argv, demo_log, _demo_env(settings), detached)
-    create_time = psutil.Process(process.pid).create_time()
-    write_atomic(pid_path, f"{process.pid}\n{create_time!r}\n".encode("ascii"))
+    argv = [sys.executable, "-m", DEMO.module, "--port", "0", "--seed-demo"]
+    process = spawn_holding_pid_file(data_dir, DEMO.name, argv, demo_log, _demo_env(settings), detached)
 
     def url_written():
         return process.poll() is not None or any(
             line.startswith("http") for line in _log_tail(demo_log, offset, count=1000))
 
-    _wait_until(url_written, START_DEADLINE)
+    wait_until(url_written, START_DEADLINE)
     url = next((line.strip() for line in _log_tail(demo_log, offset, count=1000) if line.startswith("http")), "")
     if not url:
-        _end_children([process])
-        pid_path.unlink(missing_ok=True)
+        stop_children([process])
+        remove_stale_pid_file(data_dir, DEMO.name)
         tail = "\n  ".join(_log_tail(demo_log, offset))
         raise SleepguardError(f"the demo back end did not start; last lines of {demo_log}:\n  {tail}")
-    write_atomic(url_path, f"{url}\n".encode("ascii"))
+    write_atomic(demo_url_path(data_dir), f"{url}\n".encode("ascii"))
     return url, process, f"demo back end started at {url} (PID {process.pid}), seeded with a demo shop"
+
+
+def _forget_demo(data_dir: Path) -> bool:
+    """Remove the demo's PID file once it is verified stale, and its URL file with it."""
+    if not remove_stale_pid_file(data_dir, DEMO.name):
+        return False
+    demo_url_path(data_dir).unlink(missing_ok=True)
+    return True
 
 
 def _stop_demo(data_dir: Path) -> list[str]:
     """Stop the verified demo back end; a PID file naming anything else is removed, its process untouched."""
-    pid_path, url_path, _demo_log = _demo_paths(data_dir)
-    if not pid_path.exists():
+    if not pid_file_path(data_dir, DEMO.name).exists():
         return []
-    process = _verified_demo(data_dir)
+    status, process = verified_process(data_dir, DEMO.name)
     if process is None:
-        line = "demo back end: not running; removed its stale PID file"
-    else:
-        _end_process(process)
-        line = f"stopped the demo back end (PID {process.pid})"
-    pid_path.unlink(missing_ok=True)
-    url_path.unlink(missing_ok=True)
-    return [line]
-
-
-def _exited(process: psutil.Process) -> bool:
-    """Tell whether a process has ended; a zombie has, whenever its parent gets round to reaping it."""
-    try:
-        return process.status() == psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return True
-
-
-def _wait_or_kill(processes: list[psutil.Process]) -> tuple[list, list]:
-    """Wait STOP_DEADLINE for signalled processes to exit, then SIGKILL the rest; return (killed, survivors).
-
-    psutil pins each process by its start time, so a PID reused meanwhile is never signalled.
-    """
-    _wait_until(lambda: all(_exited(process) for process in processes), STOP_DEADLINE)
-    killed = [process for process in processes if not _exited(process)]
-    for process in killed:
-        try:
-            process.kill()
-        except psutil.NoSuchProcess:
-            pass
-    _wait_until(lambda: all(_exited(process) for process in killed), KILL_DEADLINE)
-    return killed, [process for process in killed if not _exited(process)]
-
-
-def _end_process(process: psutil.Process) -> None:
-    """SIGTERM a verified process, SIGKILL it if it lingers."""
-    try:
-        process.terminate()
-    except psutil.NoSuchProcess:
-        return
-    _wait_or_kill([process])
+        removed = _forget_demo(data_dir)
+        action = "removed its stale PID file" if removed else "left its PID file"
+        return [f"demo back end: not running; {action} ({status.reason})"]
+    killed, survivors = stop_processes([process])
+    _forget_demo(data_dir)
+    if survivors:
+        return [f"the demo back end (PID {process.pid}) could NOT be stopped"]
+    return [f"stopped the demo back end (PID {process.pid})"]
 
 
 # --- starting ---
@@ -294,14 +182,14 @@ def _start_missing(data_dir: Path, env: dict, detached: bool) -> tuple[list[_Row
         if status.state == "stale":
             remove_stale_pid_file(data_dir, service.name)
         offsets[service.name] = _log_size(log_path(data_dir, service))
-        started[service.name] = _spawn([sys.executable, str(service.script)], log_path(data_dir, service),
-                                       env, detached)
+        started[service.name] = spawn([sys.executable, str(service.command)], log_path(data_dir, service),
+                                      env, detached)
 
     def settled(name):
         status = check_service(data_dir, name)
         return (status.state == "running" and status.pid == started[name].pid) or started[name].poll() is not None
 
-    _wait_until(lambda: all(settled(name) for name in started), START_DEADLINE)
+    wait_until(lambda: all(settled(name) for name in started), START_DEADLINE)
     for service in SERVICES:
         if service.name not in started:
             continue
@@ -351,7 +239,7 @@ def _start_locked(settings, demo: bool) -> LaunchReport:
     report.lines += problems
     report.lines.append(f"log files are in {data_dir.resolve()}")
     report.lines.append("status: python3 backup_status.py")
-    report.lines.append(f"logs:   tail -F {data_dir.resolve() / auto_restore.LOG_NAME}")
+    report.lines.append(f"logs:   tail -F {log_path(data_dir.resolve(), AUTO_RESTORE)}")
     report.exit_code = 1 if problems else 0
     return report
 
@@ -367,36 +255,21 @@ def start_services(settings, demo: bool = False) -> LaunchReport:
 
 # --- stopping ---
 
-def _sigterm_verified(data_dir: Path, service: Service) -> psutil.Process | None:
-    """SIGTERM the service if its PID file names it, alive; return its process to wait for."""
-    status = check_service(data_dir, service.name)
-    if status.state != "running":
-        return None
-    try:
-        # Taken before signalling, so the wait below follows this very process, not its PID.
-        process = psutil.Process(status.pid)
-    except psutil.NoSuchProcess:
-        return None
-    return process if signal_service(data_dir, service.name, signal.SIGTERM) else None
-
-
 def _stop_locked(data_dir: Path) -> LaunchReport:
     report = LaunchReport()
-    signalled = {}
+    verified = {}
     for service in SERVICES:
-        process = _sigterm_verified(data_dir, service)
+        status, process = verified_process(data_dir, service.name)
         if process is not None:
-            signalled[service.name] = process
-            continue
-        status = check_service(data_dir, service.name)
-        if status.state == "stale":
+            verified[service.name] = process
+        elif status.state == "stale":
             removed = remove_stale_pid_file(data_dir, service.name)
             action = "removed its stale PID file" if removed else "left its PID file"
             report.lines.append(f"{service.name}: not running; {action} ({status.reason})")
         else:
             report.lines.append(f"{service.name}: not running")
-    killed, survivors = _wait_or_kill(list(signalled.values()))
-    for name, process in signalled.items():
+    killed, survivors = stop_processes(list(verified.values()))
+    for name, process in verified.items():
         if process in survivors:
             how = "could NOT be stopped"
             report.exit_code = 1
@@ -445,10 +318,10 @@ class _Child:
 
 
 def _supervise(children: list[_Child], data_dir: Path, env: dict, demo: subprocess.Popen | None,
-               received: list[int]) -> None:
-    """Restart crashed children with backoff until a stop signal is in received."""
+               signals: Signals) -> None:
+    """Restart crashed children with backoff until a stop signal; SIGCHLD or a due restart wakes the wait."""
     demo_reported = False
-    while not received:
+    while not signals.stopping.is_set():
         now = time.monotonic()
         for child in children:
             if child.process is not None and child.process.poll() is not None:
@@ -461,31 +334,17 @@ def _supervise(children: list[_Child], data_dir: Path, env: dict, demo: subproce
                             child.service.name, child.process.returncode, ran, delay,
                             log_path(data_dir, child.service))
                 child.process, child.restart_at = None, now + delay
-            elif child.process is None and now >= child.restart_at and not received:
-                child.process = _spawn([sys.executable, str(child.service.script)],
-                                       log_path(data_dir, child.service), env, detached=False)
+            elif child.process is None and now >= child.restart_at and not signals.stopping.is_set():
+                child.process = spawn([sys.executable, str(child.service.command)],
+                                      log_path(data_dir, child.service), env, detached=False)
                 child.started_at = now
                 log.info("restarted %s (PID %d)", child.service.name, child.process.pid)
         if demo is not None and demo.poll() is not None and not demo_reported:
             log.error("the demo back end exited with code %s; it is not restarted", demo.returncode)
             demo_reported = True
-        # Polling, not waiting on an Event: the signal handler only appends to received.
-        time.sleep(SUPERVISE_POLL_SECONDS)
-
-
-def _end_children(processes: list[subprocess.Popen]) -> None:
-    """SIGTERM our children, SIGKILL those still there after STOP_DEADLINE, and reap them all."""
-    running = [process for process in processes if process.poll() is None]
-    for process in running:
-        process.terminate()
-    deadline = time.monotonic() + STOP_DEADLINE
-    for process in running:
-        try:
-            process.wait(max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            log.warning("PID %d did not stop within %g s: killing it", process.pid, STOP_DEADLINE)
-            process.kill()
-            process.wait()
+        due = [child.restart_at - time.monotonic() for child in children if child.process is None]
+        # Nothing to do until a child ends (SIGCHLD), a restart is due, or a stop signal comes.
+        signals.wait(max(0.0, min(due)) if due else None)
 
 
 def run_foreground(settings, demo: bool = False) -> int:
@@ -495,10 +354,8 @@ def run_foreground(settings, demo: bool = False) -> int:
     data_dir = ensure_private_dir(settings.data_dir)
     demo_process = None
     children = [_Child(service) for service in SERVICES]
-    received = []
     # Installed before any child exists, so a stop signal at any moment still ends them all.
-    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum))
-                for signum in STOP_SIGNALS}
+    signals = Signals(wake=(signal.SIGCHLD,))
     try:
         with _launcher_lock(data_dir):
             running = [s.name for s in SERVICES if check_service(data_dir, s.name).state == "running"]
@@ -517,14 +374,20 @@ def run_foreground(settings, demo: bool = False) -> int:
             log.info("%s: %s (PID %s), log %s", row.service.name, row.note, row.pid, log_path(data_dir, row.service))
         for line in problems:
             log.warning("%s", line)
-        _supervise(children, data_dir, env, demo_process, received)
-        log.info("received %s: stopping the services", signal.Signals(received[0]).name)
+        _supervise(children, data_dir, env, demo_process, signals)
+        log.info("received %s: stopping the services", signal.Signals(signals.stopped_by).name)
     finally:
-        _end_children([child.process for child in children if child.process is not None]
-                      + ([demo_process] if demo_process is not None else []))
+        killed, survivors = stop_children([child.process for child in children if child.process is not None]
+                                          + ([demo_process] if demo_process is not None else []))
+        for process in killed:
+            if process in survivors:
+                log.error("PID %d could NOT be stopped, not even by SIGKILL", process.pid)
+            else:
+                log.warning("PID %d did not stop within %g s of SIGTERM: killed it", process.pid, STOP_DEADLINE)
+        for child in children:
+            # A child killed after the stop deadline leaves its PID file behind.
+            remove_stale_pid_file(data_dir, child.service.name)
         if demo_process is not None:
-            for path in _demo_paths(data_dir)[:2]:
-                path.unlink(missing_ok=True)
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            _forget_demo(data_dir)
+        signals.close()
     return 0

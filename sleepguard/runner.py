@@ -18,11 +18,9 @@ SIGUSR1 ends the wait at once. Signal handlers only record the signal; the loop 
 import json
 import logging
 import os
-import select
 import signal
 import threading
 import time
-from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -30,14 +28,12 @@ from typing import Callable
 from .atomicfile import ensure_private_dir, write_json_atomic
 from .logsetup import setup_service_logging
 from .exceptions import ServiceAlreadyRunning
-from .pidfile import acquire_pid_file
+from .processes import STOP_SIGNALS, Signals, acquire_pid_file
+from .services import state_file_path
 from .settings import Settings
 from .snapshot import utc_now_iso
 
 log = logging.getLogger(__name__)
-
-STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-WAKE_SIGNAL = signal.SIGUSR1
 
 
 @dataclass
@@ -49,11 +45,6 @@ class ServiceContext:
     stopping: threading.Event = field(default_factory=threading.Event)
     iteration: int = 0
     woken: bool = False
-
-
-def state_file_path(data_dir: Path, service: str) -> Path:
-    """Return where a service keeps the outcome of its last iteration."""
-    return Path(data_dir) / f"{service}.state.json"
 
 
 def read_state(data_dir: Path, service: str) -> dict | None:
@@ -72,59 +63,16 @@ def read_state(data_dir: Path, service: str) -> dict | None:
     return state
 
 
-class _Signals:
-    """Stop and wake signals: the handler records them, the loop's wait notices at once."""
-
-    def __init__(self, stopping: threading.Event):
-        self.stopping = stopping
-        self.pending: deque[int] = deque()
-        self._read_fd, self._write_fd = os.pipe()
-        os.set_blocking(self._read_fd, False)
-        os.set_blocking(self._write_fd, False)
-        # The C-level handler writes to this pipe, so select() returns even though
-        # Python retries an interrupted select() by itself.
-        self._old_wakeup_fd = signal.set_wakeup_fd(self._write_fd, warn_on_full_buffer=False)
-        self._old_handlers = {s: signal.signal(s, self._record) for s in (*STOP_SIGNALS, WAKE_SIGNAL)}
-
-    def _record(self, signum, frame) -> None:
-        self.pending.append(signum)
+def _wait(signals: Signals, seconds: float) -> bool:
+    """Wait out the interval, logging each signal that ends it early; True when one was a wake-up."""
+    woken = False
+    for signum in signals.wait(seconds):
         if signum in STOP_SIGNALS:
-            self.stopping.set()
-
-    def _take_pending(self) -> bool:
-        """Log the signals received since last time; True when one was a wake-up."""
-        woken = False
-        while self.pending:
-            signum = self.pending.popleft()
-            if signum in STOP_SIGNALS:
-                log.info("received %s, stopping", signal.Signals(signum).name)
-            else:
-                log.info("woken by %s", signal.Signals(signum).name)
-                woken = True
-        return woken
-
-    def wait(self, seconds: float) -> bool:
-        """Wait up to seconds, less if a signal arrives; True when woken by SIGUSR1."""
-        deadline = time.monotonic() + seconds
-        while True:
-            woken = self._take_pending()
-            remaining = deadline - time.monotonic()
-            if woken or self.stopping.is_set() or remaining <= 0:
-                return woken
-            select.select([self._read_fd], [], [], remaining)
-            try:
-                while os.read(self._read_fd, 512):
-                    pass
-            except BlockingIOError:
-                pass
-
-    def close(self) -> None:
-        """Put back the previous handlers and wake-up fd."""
-        for signum, handler in self._old_handlers.items():
-            signal.signal(signum, handler)
-        signal.set_wakeup_fd(self._old_wakeup_fd)
-        os.close(self._read_fd)
-        os.close(self._write_fd)
+            log.info("received %s, stopping", signal.Signals(signum).name)
+        else:
+            log.info("woken by %s", signal.Signals(signum).name)
+            woken = True
+    return woken
 
 
 def _run_iteration(context: ServiceContext, run_once: Callable, on_wake: Callable | None, state: dict) -> None:
@@ -182,7 +130,7 @@ def run_service(service: str, log_name: str, settings: Settings, interval: float
         "last_figures": {}, "iterations": 0, "failures": 0, "consecutive_failures": 0,
     }
     with pid_lock:
-        signals = _Signals(context.stopping)
+        signals = Signals(stopping=context.stopping)
         try:
             log.info("%s started (PID %d), every %g s", service, os.getpid(), interval)
             while not context.stopping.is_set():
@@ -192,7 +140,7 @@ def run_service(service: str, log_name: str, settings: Settings, interval: float
                     write_json_atomic(state_file_path(data_dir, service), state)
                 except OSError as exc:
                     log.error("could not write state file: %s", exc)
-                context.woken = signals.wait(interval)
+                context.woken = _wait(signals, interval)
         finally:
             signals.close()
             log.info("stopped after %d iterations", context.iteration)

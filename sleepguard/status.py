@@ -13,14 +13,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from . import auto_backup, auto_restore, keep_alive
 from .wording import size_text
 from .client import BackendClient
 from .exceptions import BackendError, PinFileError
-from .launcher import SERVICES, log_path, running_demo_url
-from .pidfile import check_service
 from .pins import RESTORED_PINS_NAME, pending_pins
+from .processes import check_service, running_demo_url
 from .runner import read_state
+from .services import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICES, log_path
 from .snapshot import parse_utc_time
 from .store import BackupStore
 
@@ -81,10 +80,10 @@ def _backend_status(settings, data_dir: Path, by_name: dict) -> dict:
     url, source = settings.backend_url, "BACKEND_URL"
     if not url:
         url, source = running_demo_url(data_dir) or "", "demo"
-    pinged = by_name[keep_alive.SERVICE]["last_figures"]
+    pinged = by_name[KEEP_ALIVE.name]["last_figures"]
     # The keep-alive sees a restart as a failure then an answer, the backup service as a trigger count reset.
-    restarts = [by_name[name]["last_figures"].get("last_restart_seen_at") for name in (keep_alive.SERVICE,
-                                                                                       auto_backup.SERVICE)]
+    restarts = [by_name[name]["last_figures"].get("last_restart_seen_at") for name in (KEEP_ALIVE.name,
+                                                                                       AUTO_BACKUP.name)]
     backend = {"configured": bool(url), "url": _shown_url(url) if url else "", "source": source if url else None,
                "mode": settings.backend_mode, "reachable": None, "latency_seconds": None, "health": None,
                "error": None, "last_restart_seen": max(filter(None, restarts), default=None),
@@ -210,7 +209,7 @@ def collect_status(settings) -> dict:
         "last_good_backup": backup,
         "history": history,
         "suspects_held": suspects,
-        "last_restore": _last_restore(by_name[auto_restore.SERVICE]),
+        "last_restore": _last_restore(by_name[AUTO_RESTORE.name]),
         "pins_to_hand_out": pins,
         "pins_problem": pins_problem,
     }

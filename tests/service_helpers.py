@@ -1,6 +1,7 @@
 """Helpers for tests of the long-running services: start the real commands, poll with deadlines, always stop them."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -13,16 +14,14 @@ import requests
 
 from helpers import PROJECT_DIR, command_env, run_command
 from sleepguard.exceptions import BackupFileError
-from sleepguard.launcher import SERVICES
-from sleepguard.pidfile import pid_file_path
+from sleepguard.processes import write_pid
 from sleepguard.runner import read_state
+from sleepguard.services import DEMO, SERVICES, log_path, pid_file_path, program_named
 from sleepguard.snapshot import parse_backup
 
 STOP_DEADLINE = 10
 POLL_SECONDS = 0.02
-LOG_NAMES = {"keep_alive_super_aggressive": "keep_alive_super_aggressive.log",
-             "auto_backup_super_aggressive": "auto_backup_super_aggressive.log",
-             "auto_restore_service": "auto_restore.log"}
+LOG_NAMES = {service.name: service.log_name for service in SERVICES}
 
 
 class Services:
@@ -33,7 +32,7 @@ class Services:
 
     def start(self, service, env):
         """Start DATA_DIR's copy of a service from its top-level command; returns the Popen."""
-        process = subprocess.Popen([sys.executable, str(PROJECT_DIR / f"{service}.py")], cwd=PROJECT_DIR, env=env,
+        process = subprocess.Popen([sys.executable, str(program_named(service).command)], cwd=PROJECT_DIR, env=env,
                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.started.append(process)
         return process
@@ -75,7 +74,7 @@ def wait_until(condition, timeout, what):
 
 def log_text(data_dir, service):
     """The service's log so far ('' before it exists)."""
-    path = data_dir / LOG_NAMES[service]
+    path = log_path(data_dir, program_named(service))
     return path.read_text() if path.exists() else ""
 
 
@@ -164,7 +163,7 @@ def assert_one_line_error(result, command, *words):
 
 FAST = {"BACKUP_INTERVAL": "0.5", "KEEP_ALIVE_INTERVAL": "0.3", "TRIGGER_POLL_INTERVAL": "0.2",
         "RESTORE_CHECK_INTERVAL": "0.3"}
-OUR_PROGRAMS = tuple(f"{service.name}.py" for service in SERVICES) + ("sleepguard.demo_backend",)
+OUR_PROGRAMS = tuple(program.marker for program in (*SERVICES, DEMO))
 
 
 def processes_of(data_dir):
@@ -189,8 +188,12 @@ def wait_for(condition, seconds=15):
 
 
 def write_pid_file(data_dir, service, process):
-    """A PID file naming process with its true start time, as a service would write it."""
-    pid_file_path(data_dir, service).write_text(f"{process.pid}\n{psutil.Process(process.pid).create_time()!r}\n")
+    """A PID file naming process with its true start time, as a service would write it (but held by nobody)."""
+    fd = os.open(pid_file_path(data_dir, service), os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        write_pid(fd, process.pid, psutil.Process(process.pid).create_time())
+    finally:
+        os.close(fd)
 
 
 class ServiceCommandChecks:

@@ -19,13 +19,12 @@ import requests
 from helpers import NO_SETTINGS_FILE, command_env, seed_shop
 from service_helpers import (BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_until)
+from sleepguard import services as registry
 from sleepguard.runner import read_state
 from sleepguard.settings import load_settings
 from sleepguard.snapshot import parse_backup
 
-KEEP_ALIVE = "keep_alive_super_aggressive"
-BACKUP = "auto_backup_super_aggressive"
-RESTORE = "auto_restore_service"
+KEEP_ALIVE, BACKUP, RESTORE = registry.KEEP_ALIVE.name, registry.AUTO_BACKUP.name, registry.AUTO_RESTORE.name
 USERS, CUSTOMERS = 3, 3
 # The free host's longest cold start.
 LONGEST_COLD_START = 60

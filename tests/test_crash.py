@@ -25,11 +25,12 @@ import requests
 
 from helpers import PROJECT_DIR, command_env, make_settings, run_command, seed_shop
 from sleepguard.atomicfile import TEMP_NAME
+from sleepguard.services import AUTO_BACKUP
 from sleepguard.snapshot import parse_backup, parse_utc_time
 from sleepguard.store import STAMP_FORMAT, BackupStore
 from test_store import make_snapshot
 
-SERVICE = "auto_backup_super_aggressive"
+SERVICE = AUTO_BACKUP.name
 KILLS_WANTED = 50
 # Seconds after the start at which a process is killed: the ranges cover start-up, the back end
 # read, the writes and (for the service) many iterations.

@@ -22,10 +22,11 @@ from helpers import PROJECT_DIR, command_env, seed_shop
 from service_helpers import wait_until
 from sleepguard.atomicfile import TEMP_NAME, write_atomic
 from sleepguard.runner import read_state
+from sleepguard.services import AUTO_BACKUP
 from sleepguard.snapshot import parse_backup
 from sleepguard.store import HISTORY_FOLDER, LATEST_NAME
 
-SERVICE = "auto_backup_super_aggressive"
+SERVICE = AUTO_BACKUP.name
 DEADLINE = 15
 # Only warnings reach the log, so the log stays far below the size cap and the space left on the full disk.
 TROUBLE_SETTINGS = {"BACKUP_INTERVAL": "0.1", "TRIGGER_POLL_INTERVAL": "0.05", "LOG_LEVEL": "WARNING"}

@@ -2,16 +2,21 @@
 
 import fcntl
 import os
+import signal
 import subprocess
+import sys
 
 import psutil
 import pytest
 
-from helpers import make_settings
-from service_helpers import FAST, processes_of, write_pid_file
+from helpers import PROJECT_DIR, command_env, make_settings, run_command
+from service_helpers import FAST, processes_of, wait_for, write_pid_file
 from sleepguard.exceptions import SettingsError
-from sleepguard.launcher import SERVICES, log_path, start_services, stop_services
-from sleepguard.pidfile import check_service, pid_file_path
+from sleepguard.launcher import start_services, stop_services
+from sleepguard.processes import check_service
+from sleepguard.services import AUTO_BACKUP, AUTO_RESTORE, DEMO, KEEP_ALIVE, SERVICES, log_path, pid_file_path
+
+START = "start_all_super_services.py"
 
 def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, stopped_afterwards):
     settings = make_settings(data_dir, demo_backend.url, **FAST)
@@ -40,30 +45,30 @@ def test_start_is_idempotent_and_stop_ends_everything(data_dir, demo_backend, st
 def test_stop_never_signals_a_foreign_process_and_start_replaces_stale_files(data_dir, demo_backend, sleeper,
                                                                              stopped_afterwards):
     dead = subprocess.Popen(["true"])
-    write_pid_file(data_dir, "keep_alive_super_aggressive", dead)
+    write_pid_file(data_dir, KEEP_ALIVE.name, dead)
     dead.wait()
-    write_pid_file(data_dir, "auto_backup_super_aggressive", sleeper)
+    write_pid_file(data_dir, AUTO_BACKUP.name, sleeper)
     settings = make_settings(data_dir, demo_backend.url, **FAST)
 
     stopped = stop_services(settings)
     assert sleeper.poll() is None, "the stop signalled a process that is not ours"
-    assert any("auto_backup_super_aggressive: not running" in line and "another program (sleep)" in line
+    assert any(f"{AUTO_BACKUP.name}: not running" in line and "another program (sleep)" in line
                for line in stopped.lines), stopped.lines
-    assert any("keep_alive_super_aggressive: not running" in line and "is not running" in line
+    assert any(f"{KEEP_ALIVE.name}: not running" in line and "is not running" in line
                for line in stopped.lines), stopped.lines
 
-    write_pid_file(data_dir, "auto_backup_super_aggressive", sleeper)
+    write_pid_file(data_dir, AUTO_BACKUP.name, sleeper)
     started = start_services(settings)
     assert started.exit_code == 0, started.lines
     assert all(check_service(data_dir, service.name).state == "running" for service in SERVICES)
-    assert check_service(data_dir, "auto_backup_super_aggressive").pid != sleeper.pid
+    assert check_service(data_dir, AUTO_BACKUP.name).pid != sleeper.pid
     stop_services(settings)
     assert sleeper.poll() is None
 
 
 def test_a_service_that_exits_at_once_is_reported_with_its_log(data_dir, demo_backend, stopped_afterwards):
     # Someone else holds the backup service's PID file lock: the service must refuse to start.
-    path = pid_file_path(data_dir, "auto_backup_super_aggressive")
+    path = pid_file_path(data_dir, AUTO_BACKUP.name)
     with open(path, "w") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         held.write(f"{os.getpid()}\n{psutil.Process().create_time()!r}\n")
@@ -71,13 +76,67 @@ def test_a_service_that_exits_at_once_is_reported_with_its_log(data_dir, demo_ba
         report = start_services(make_settings(data_dir, demo_backend.url, **FAST))
     assert report.exit_code == 1
     text = "\n".join(report.lines)
-    assert "auto_backup_super_aggressive exited at once" in text
+    assert f"{AUTO_BACKUP.name} exited at once" in text
     assert "already running" in text.split("exited at once", 1)[1], text
-    assert check_service(data_dir, "keep_alive_super_aggressive").state == "running"
-    assert check_service(data_dir, "auto_restore_service").state == "running"
+    assert check_service(data_dir, KEEP_ALIVE.name).state == "running"
+    assert check_service(data_dir, AUTO_RESTORE.name).state == "running"
 
 
 def test_no_backend_url_explains_what_to_set(data_dir):
     with pytest.raises(SettingsError, match="BACKEND_URL.*--demo"):
         start_services(make_settings(data_dir))
+    assert processes_of(data_dir) == []
+
+
+def test_stop_in_a_copy_of_a_running_data_dir_leaves_the_original_running(data_dir, tmp_path, stopped_afterwards):
+    started = run_command(START, "--demo", env=command_env(data_dir, "", **FAST))
+    assert started.returncode == 0, started.stdout + started.stderr
+    names = [service.name for service in SERVICES] + [DEMO.name]
+    pids = {name: check_service(data_dir, name).pid for name in names}
+    assert all(check_service(data_dir, name).state == "running" for name in names)
+
+    copy = tmp_path / "copy"
+    # The services write while cp runs: a temp file may vanish under it, so cp's exit code is not the point.
+    subprocess.run(["cp", "-a", str(data_dir), str(copy)], capture_output=True)
+    for name in names:
+        assert pid_file_path(copy, name).read_text() == pid_file_path(data_dir, name).read_text()
+        assert check_service(copy, name).state == "stale"
+        assert "another DATA_DIR" in check_service(copy, name).reason
+
+    stopped = run_command(START, "--stop", env=command_env(copy, "", **FAST))
+    assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+    lines = stopped.stdout.splitlines()
+    assert len(lines) == len(names) and all("not running; removed its stale PID file" in line for line in lines), lines
+    for name in names:
+        status = check_service(data_dir, name)
+        assert (status.state, status.pid) == ("running", pids[name]), f"--stop in the copy stopped {name}"
+        assert psutil.Process(pids[name]).status() != psutil.STATUS_ZOMBIE
+        assert not pid_file_path(copy, name).exists(), "the copy's stale PID file stays behind"
+    assert f"{DEMO.name}.url" not in os.listdir(copy)
+
+
+def test_the_foreground_supervisor_wakes_when_a_child_dies_while_it_waits(data_dir, demo_backend, tmp_path,
+                                                                          stopped_afterwards):
+    env = command_env(data_dir, demo_backend.url, **FAST)
+    with open(tmp_path / "supervisor.log", "w+") as output:
+        supervisor = subprocess.Popen([sys.executable, str(PROJECT_DIR / START), "--foreground"], cwd=PROJECT_DIR,
+                                      env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        try:
+            for crash in range(2):
+                # The second kill lands while the supervisor waits: only its SIGCHLD wake-up can notice it.
+                wait_for(lambda: check_service(data_dir, AUTO_RESTORE.name).state == "running")
+                killed = check_service(data_dir, AUTO_RESTORE.name).pid
+                psutil.Process(killed).kill()
+
+                def restarted():
+                    status = check_service(data_dir, AUTO_RESTORE.name)
+                    return status.state == "running" and status.pid != killed
+
+                wait_for(restarted)
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            assert supervisor.wait(20) == 0
+        output.seek(0)
+        log = output.read()
+    assert "restarting in 1 s" in log and "restarting in 2 s" in log, log
     assert processes_of(data_dir) == []

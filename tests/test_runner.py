@@ -15,8 +15,9 @@ import psutil
 import pytest
 
 from sleepguard.logsetup import setup_command_logging, setup_service_logging
-from sleepguard.pidfile import check_service, pid_file_path, signal_service
+from sleepguard.processes import check_service, signal_service
 from sleepguard.runner import read_state, state_file_path
+from sleepguard.services import pid_file_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SERVICE = "demo_tick_service"

@@ -35,6 +35,7 @@ import requests
 from fault_proxy import FaultProxy
 from helpers import GUESSES, command_env, make_settings, run_command, seed_shop, signs_in
 from service_helpers import Services, figures, log_text, wait_until
+from sleepguard import services as registry
 from sleepguard.apply import restore_now
 from sleepguard.atomicfile import write_json_atomic
 from sleepguard.backup import take_backup
@@ -45,7 +46,7 @@ from sleepguard.snapshot import parse_backup
 from sleepguard.store import BackupStore
 from test_store import make_snapshot
 
-BACKUP, RESTORE = "auto_backup_super_aggressive", "auto_restore_service"
+BACKUP, RESTORE = registry.AUTO_BACKUP.name, registry.AUTO_RESTORE.name
 CYCLES, LONG_CYCLES = 20, 60
 IDLE_SLEEP, COLD_START = 0.4, 0.1
 SERVICE_SETTINGS = {"BACKUP_INTERVAL": "0.5", "TRIGGER_POLL_INTERVAL": "0.1", "RESTORE_CHECK_INTERVAL": "0.2",

@@ -8,8 +8,8 @@ import sys
 import psutil
 
 from helpers import PROJECT_DIR, command_env, run_command
-from sleepguard.launcher import SERVICES, log_path
-from sleepguard.pidfile import check_service, pid_file_path
+from sleepguard.processes import check_service
+from sleepguard.services import AUTO_BACKUP, AUTO_RESTORE, DEMO, SERVICES, demo_url_path, log_path, pid_file_path
 from service_helpers import FAST, processes_of, wait_for
 
 START = "start_all_super_services.py"
@@ -31,7 +31,7 @@ def test_start_status_kill_start_stop(data_dir, demo_backend, stopped_afterwards
     for name in NAMES:
         assert f"{name}  " in started.stdout and str(pids[name]) in started.stdout
     assert "python3 backup_status.py" in started.stdout
-    assert f"tail -F {data_dir.resolve() / 'auto_restore.log'}" in started.stdout
+    assert f"tail -F {data_dir.resolve() / AUTO_RESTORE.log_name}" in started.stdout
 
     again = run_command(START, env=env)
     assert again.returncode == 0
@@ -47,17 +47,17 @@ def test_start_status_kill_start_stop(data_dir, demo_backend, stopped_afterwards
     assert as_json["protected"] is True and as_json["last_good_backup"]["fresh"] is True
     assert [service["state"] for service in as_json["services"]] == ["running"] * 3
 
-    psutil.Process(pids["auto_backup_super_aggressive"]).kill()
+    psutil.Process(pids[AUTO_BACKUP.name]).kill()
     killed = run_command(STATUS, env=env)
     assert killed.returncode == 1
-    assert f"auto_backup_super_aggressive is not running (stale PID file: PID {pids['auto_backup_super_aggressive']} " \
+    assert f"{AUTO_BACKUP.name} is not running (stale PID file: PID {pids[AUTO_BACKUP.name]} " \
            "is not running" in killed.stdout, killed.stdout
 
     restarted = run_command(START, env=env)
     assert restarted.returncode == 0, restarted.stdout
     assert restarted.stdout.count("  already running  ") == 2 and restarted.stdout.count("  started  ") == 1
     new_pids = running_pids(data_dir)
-    assert new_pids["auto_backup_super_aggressive"] != pids["auto_backup_super_aggressive"]
+    assert new_pids[AUTO_BACKUP.name] != pids[AUTO_BACKUP.name]
 
     stopped = run_command(START, "--stop", env=env)
     assert stopped.returncode == 0
@@ -92,8 +92,8 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     started = run_command(START, "--demo", env=env)
     assert started.returncode == 0, started.stdout + started.stderr
     assert "demo back end started at http://127.0.0.1:" in started.stdout
-    demo_pid = int(pid_file_path(data_dir, "demo_backend").read_text().split()[0])
-    assert "sleepguard.demo_backend" in psutil.Process(demo_pid).cmdline()
+    demo_pid = int(pid_file_path(data_dir, DEMO.name).read_text().split()[0])
+    assert DEMO.module in psutil.Process(demo_pid).cmdline()
 
     def seeded_shop_backed_up():
         status = json.loads(run_command(STATUS, "--json", env=env).stdout)
@@ -108,7 +108,7 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     stopped = run_command(START, "--stop", env=env)
     assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout
     assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
-    assert not (data_dir / "demo_backend.url").exists()
+    assert not demo_url_path(data_dir).exists()
     assert processes_of(data_dir) == []
 
 
@@ -131,11 +131,11 @@ def test_foreground_restarts_a_killed_child_and_ends_them_all(data_dir, demo_bac
             pids = running_pids(data_dir)
             assert {child.pid for child in psutil.Process(supervisor.pid).children()} == set(pids.values())
 
-            psutil.Process(pids["auto_restore_service"]).kill()
+            psutil.Process(pids[AUTO_RESTORE.name]).kill()
 
             def killed_child_is_back():
-                now = running_pids(data_dir).get("auto_restore_service")
-                return now is not None and now != pids["auto_restore_service"]
+                now = running_pids(data_dir).get(AUTO_RESTORE.name)
+                return now is not None and now != pids[AUTO_RESTORE.name]
 
             wait_for(killed_child_is_back)
             children = psutil.Process(supervisor.pid).children()
@@ -147,7 +147,7 @@ def test_foreground_restarts_a_killed_child_and_ends_them_all(data_dir, demo_bac
         assert alive == []
         output.seek(0)
         log = output.read()
-    assert "auto_restore_service exited with code -9" in log and "restarting in 1 s" in log, log
+    assert f"{AUTO_RESTORE.name} exited with code -9" in log and "restarting in 1 s" in log, log
     assert log.count("received SIGTERM: stopping the services") == 1
     assert running_pids(data_dir) == {}
     assert processes_of(data_dir) == []

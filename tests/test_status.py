@@ -5,6 +5,7 @@ import os
 import subprocess
 
 from helpers import make_settings, seed_shop
+from sleepguard import services as registry
 from sleepguard.backup import take_backup
 from sleepguard.pins import record_restored_pins
 from sleepguard.runner import state_file_path
@@ -28,18 +29,18 @@ def test_nothing_on_disk_and_no_back_end(tmp_path):
 
 def test_stale_pid_files_are_reported_with_the_reason(data_dir, sleeper):
     dead = subprocess.Popen(["true"])
-    write_pid_file(data_dir, "keep_alive_super_aggressive", dead)
+    write_pid_file(data_dir, registry.KEEP_ALIVE.name, dead)
     dead.wait()
-    write_pid_file(data_dir, "auto_restore_service", sleeper)
+    write_pid_file(data_dir, registry.AUTO_RESTORE.name, sleeper)
     status = collect_status(make_settings(data_dir))
     states = {service["service"]: (service["state"], service["reason"]) for service in status["services"]}
-    assert states["keep_alive_super_aggressive"] == ("stale", f"PID {dead.pid} is not running")
-    assert states["auto_restore_service"] == ("stale", f"PID {sleeper.pid} is another program (sleep)")
-    assert states["auto_backup_super_aggressive"] == ("stopped", "no PID file")
+    assert states[registry.KEEP_ALIVE.name] == ("stale", f"PID {dead.pid} is not running")
+    assert states[registry.AUTO_RESTORE.name] == ("stale", f"PID {sleeper.pid} is another program (sleep)")
+    assert states[registry.AUTO_BACKUP.name] == ("stopped", "no PID file")
     screen = format_status(status)
     assert f"STALE PID file: PID {sleeper.pid} is another program (sleep)" in screen
-    assert f"auto_restore_service is not running (stale PID file: PID {sleeper.pid} is another program (sleep))" \
-        in status["warnings"]
+    assert (f"{registry.AUTO_RESTORE.name} is not running "
+            f"(stale PID file: PID {sleeper.pid} is another program (sleep))") in status["warnings"]
     assert sleeper.poll() is None
 
 

@@ -1,6 +1,8 @@
-"""PID files: written with PID and start time, trusted only for the live service, removed only by their writer."""
+"""PID files: written with PID and start time, trusted only while their service holds them, removed by their writer."""
 
+import fcntl
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -11,15 +13,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from sleepguard import processes
 from sleepguard.exceptions import ServiceAlreadyRunning
-from sleepguard.pidfile import (
-    acquire_pid_file,
-    check_service,
-    pid_file_path,
-    read_pid_file,
-    remove_stale_pid_file,
-    signal_service,
-)
+from sleepguard.processes import (Signals, acquire_pid_file, check_service, read_pid_file, remove_stale_pid_file,
+                                  signal_service, spawn_holding_pid_file, stop_processes)
+from sleepguard.services import pid_file_path
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SERVICE = "demo_pid_service"
@@ -28,7 +26,7 @@ SERVICE = "demo_pid_service"
 SERVICE_SCRIPT = """
 import sys
 from pathlib import Path
-from sleepguard.pidfile import acquire_pid_file
+from sleepguard.processes import acquire_pid_file
 lock = acquire_pid_file(Path(sys.argv[1]), "demo_pid_service") if len(sys.argv) > 1 else None
 print("ready", flush=True)
 sys.stdin.read()
@@ -69,8 +67,23 @@ def fake_service(tmp_path, start_process):
     return start
 
 
+@pytest.fixture
+def hold_pid_file(tmp_path):
+    """Hold the PID file's lock for the test, as its owner would: the stand-in writes no PID file of its own."""
+    held = []
+
+    def hold():
+        fd = os.open(pid_file_path(tmp_path, SERVICE), os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        held.append(fd)
+
+    yield hold
+    for fd in held:
+        os.close(fd)
+
+
 def write_pid_file(data_dir, pid, create_time):
-    """Write a PID file the way a service does."""
+    """Write a PID file the way a service does (in place: a lock on it stays)."""
     pid_file_path(data_dir, SERVICE).write_text(f"{pid}\n{create_time!r}\n")
 
 
@@ -138,8 +151,9 @@ def test_dead_pid_is_stale_and_removable(tmp_path):
     assert not pid_file_path(tmp_path, SERVICE).exists()
 
 
-def test_zombie_is_not_running(tmp_path, fake_service):
+def test_zombie_is_not_running(tmp_path, fake_service, hold_pid_file):
     service = fake_service()
+    hold_pid_file()
     write_pid_file(tmp_path, service.pid, psutil.Process(service.pid).create_time())
     assert check_service(tmp_path, SERVICE).state == "running"
     service.stdin.close()
@@ -163,8 +177,9 @@ def test_foreign_process_is_stale_and_never_signalled(tmp_path, start_process):
     assert sleeper.poll() is None, "a foreign process was signalled"
 
 
-def test_reused_pid_is_stale_and_never_signalled(tmp_path, fake_service):
+def test_reused_pid_is_stale_and_never_signalled(tmp_path, fake_service, hold_pid_file):
     service = fake_service()
+    hold_pid_file()
     real_start = psutil.Process(service.pid).create_time()
     write_pid_file(tmp_path, service.pid, real_start - 100)
     status = check_service(tmp_path, SERVICE)
@@ -225,3 +240,74 @@ def test_second_holder_refused_and_locked_file_never_removed(tmp_path, fake_serv
     assert path.read_text() == "garbage", "a PID file naming someone else was removed"
     with acquire_pid_file(tmp_path, SERVICE):
         assert read_pid_file(path).pid == os.getpid()
+
+
+def test_a_copied_pid_file_is_stale_and_removing_it_spares_the_original(tmp_path, fake_service):
+    original, copy = tmp_path / "original", tmp_path / "copy"
+    original.mkdir()
+    copy.mkdir()
+    service = fake_service(original)
+    shutil.copy2(pid_file_path(original, SERVICE), pid_file_path(copy, SERVICE))
+    status = check_service(copy, SERVICE)
+    assert (status.state, status.pid) == ("stale", service.pid)
+    assert status.reason == f"PID {service.pid} serves another DATA_DIR (this PID file is a copy nobody holds)"
+    assert signal_service(copy, SERVICE, signal.SIGTERM) is False
+    assert remove_stale_pid_file(copy, SERVICE) is True
+    assert check_service(original, SERVICE).state == "running"
+    assert service.poll() is None, "the original was signalled through a copy of its PID file"
+
+
+@pytest.fixture
+def sleeping_program(tmp_path):
+    """argv of a program known as SERVICE that writes no PID file and lives a minute (stdin is closed for it)."""
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    (folder / f"{SERVICE}.py").write_text("import time\ntime.sleep(60)\n")
+    return [sys.executable, str(folder / f"{SERVICE}.py")]
+
+
+def test_a_program_started_holding_its_pid_file_is_ours_until_it_dies(tmp_path, sleeping_program):
+    process = spawn_holding_pid_file(tmp_path, SERVICE, sleeping_program, tmp_path / "out.log", dict(os.environ),
+                                     detached=True)
+    try:
+        status = check_service(tmp_path, SERVICE)
+        assert (status.state, status.pid) == ("running", process.pid)
+        assert abs(status.started_at - psutil.Process(process.pid).create_time()) < 0.01
+        assert stat.S_IMODE(pid_file_path(tmp_path, SERVICE).stat().st_mode) == 0o600
+        with pytest.raises(ServiceAlreadyRunning, match=rf"already running \(PID {process.pid}\)"):
+            spawn_holding_pid_file(tmp_path, SERVICE, sleeping_program, tmp_path / "out.log", dict(os.environ),
+                                   detached=True)
+        with pytest.raises(ServiceAlreadyRunning):
+            acquire_pid_file(tmp_path, SERVICE)
+        assert remove_stale_pid_file(tmp_path, SERVICE) is False
+    finally:
+        process.kill()
+        process.wait()
+    status = check_service(tmp_path, SERVICE)
+    assert (status.state, status.reason) == ("stale", f"PID {process.pid} is not running")
+    assert remove_stale_pid_file(tmp_path, SERVICE) is True
+
+
+def test_stop_ends_the_willing_with_sigterm_and_kills_the_stubborn(monkeypatch, start_process):
+    monkeypatch.setattr(processes, "STOP_DEADLINE", 0.5)
+    willing = start_process(["sleep", "60"])
+    stubborn = start_process([sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, "
+                              "signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"])
+    assert stubborn.stdout.readline().strip() == "ready"
+    killed, survivors = stop_processes([psutil.Process(willing.pid), psutil.Process(stubborn.pid)])
+    assert [process.pid for process in killed] == [stubborn.pid] and survivors == []
+    assert (willing.wait(5), stubborn.wait(5)) == (-signal.SIGTERM, -signal.SIGKILL)
+
+
+def test_signals_only_record_and_the_wait_ends_as_one_arrives():
+    before = signal.getsignal(signal.SIGTERM)
+    with Signals(wake=(signal.SIGCHLD,)) as signals:
+        assert signals.wait(0.01) == []
+        child = subprocess.Popen(["true"])
+        assert signal.SIGCHLD in signals.wait(30), "a child's exit did not end the wait"
+        child.wait()
+        assert not signals.stopping.is_set()
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert signals.wait(30) == [signal.SIGTERM]
+        assert signals.stopping.is_set() and signals.stopped_by == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before, "the previous handler is back"

@@ -1,0 +1,82 @@
+"""The registry of what sleepguard runs: each service's name, command and files, and the demo back end's.
+
+A program's name is the file stem of its command (keep_alive_super_aggressive.py) or, for the
+demo back end, the stem of its files; every file a program keeps in DATA_DIR is named here and
+nowhere else. This module only names things: it imports no service, so the status screen and
+the tests can ask it without loading the services themselves.
+"""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .settings import PROJECT_DIR
+
+
+@dataclass(frozen=True)
+class Program:
+    """Something sleepguard runs as a process of one DATA_DIR: its name, and the log its output goes to."""
+
+    name: str
+    log_name: str
+
+    @property
+    def marker(self) -> str:
+        """The command-line argument that tells this program's processes from any other: its command file."""
+        return f"{self.name}.py"
+
+
+@dataclass(frozen=True)
+class Service(Program):
+    """One of the three long-running services, started from its top-level command."""
+
+    @property
+    def command(self) -> Path:
+        """The top-level command that runs the service."""
+        return PROJECT_DIR / self.marker
+
+
+@dataclass(frozen=True)
+class DemoBackend(Program):
+    """The demo back end, run as `python -m module`; the launcher writes its PID and URL files for it."""
+
+    module: str
+
+    @property
+    def marker(self) -> str:
+        return self.module
+
+
+KEEP_ALIVE = Service("keep_alive_super_aggressive", "keep_alive_super_aggressive.log")
+AUTO_BACKUP = Service("auto_backup_super_aggressive", "auto_backup_super_aggressive.log")
+AUTO_RESTORE = Service("auto_restore_service", "auto_restore.log")
+# In the order they start and are shown.
+SERVICES = (KEEP_ALIVE, AUTO_BACKUP, AUTO_RESTORE)
+DEMO = DemoBackend("demo_backend", "demo_backend.log", "sleepguard.demo_backend")
+
+
+def program_named(name: str) -> Program:
+    """The registered program of that name; any other name is a stand-in known by its command file (tests)."""
+    for program in (*SERVICES, DEMO):
+        if program.name == name:
+            return program
+    return Program(name, f"{name}.log")
+
+
+def pid_file_path(data_dir: Path, name: str) -> Path:
+    """Where the PID file of a program lives."""
+    return Path(data_dir) / f"{name}.pid"
+
+
+def state_file_path(data_dir: Path, name: str) -> Path:
+    """Where a service keeps the outcome of its last iteration."""
+    return Path(data_dir) / f"{name}.state.json"
+
+
+def log_path(data_dir: Path, program: Program) -> Path:
+    """Where a program's log (and its stdout/stderr) goes."""
+    return Path(data_dir) / program.log_name
+
+
+def demo_url_path(data_dir: Path) -> Path:
+    """Where the launcher notes the URL of the demo back end it started."""
+    return Path(data_dir) / f"{DEMO.name}.url"
