@@ -4,7 +4,6 @@ import http.client
 import json
 import os
 import re
-import select
 import signal
 import subprocess
 import sys
@@ -15,28 +14,27 @@ from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import bcrypt
 import pytest
 import requests
 
+from helpers import TEST_PIN_HASH_ROUNDS, start_demo_process
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-admin-token-5f1c"
-STARTUP_SECONDS = 10
 TIMEOUT = 5
-PIN_HASH = re.compile(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}")
+PIN_HASH = re.compile(r"\$2b\$04\$[./A-Za-z0-9]{53}")  # bcrypt, at the tests' cost
 
 
 class Backend:
     """One demo back end process; stop() ends it and gives back what it wrote."""
 
-    def __init__(self, *args, env=None):
-        command = [sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args]
-        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, **(env or {})})
-        ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_SECONDS)
-        if not ready:
+    def __init__(self, *args, env=None, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
+        self.proc, url = start_demo_process(*args, env={**os.environ, **(env or {})}, pin_hash_rounds=pin_hash_rounds)
+        if url is None:
             self.proc.kill()
             raise RuntimeError("demo back end printed no URL in time")
-        self.url = self.proc.stdout.readline().strip()
+        self.url = url
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", self.url), self.url
 
     def stop(self, signum=signal.SIGTERM, timeout=TIMEOUT):
@@ -55,8 +53,8 @@ def launch():
     """Start demo back ends with the given options; all are stopped after the test."""
     started = []
 
-    def _launch(*args, env=None):
-        started.append(Backend(*args, env=env))
+    def _launch(*args, env=None, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
+        started.append(Backend(*args, env=env, pin_hash_rounds=pin_hash_rounds))
         return started[-1]
 
     yield _launch
@@ -405,6 +403,8 @@ def malformed_documents(state):
         "clear PIN instead of hash": {**state, "users": [{**without_hash, "pin": "1234"}]},
         "missing pin_hash": {**state, "users": [without_hash]},
         "pin_hash of another form": with_user(pin_hash="$2b$12$abcdefghijklmnopqrstuv"),
+        "pin_hash of the old PBKDF2 form": with_user(pin_hash="pbkdf2_sha256$20000$" + "ab" * 16 + "$" + "cd" * 32),
+        "email not in its normalised form": with_user(email=user["email"].upper()),
         "bad email": with_user(email="not-an-email"),
         "id not a string": with_user(id=7),
         "bad timestamp": with_user(created_at="yesterday"),
