@@ -100,8 +100,7 @@ def local_now():
 
 
 def record_times():
-    """created_at and updated_at of a new record: two clock reads, so a few microseconds apart as on the real
-    server (its two default factories); never equal, even on a coarse clock."""
+    """created_at and updated_at of a new record: two clock reads (the app's two default factories), never equal."""
     created = datetime.now(timezone.utc).replace(tzinfo=None)
     updated = max(datetime.now(timezone.utc).replace(tzinfo=None), created + timedelta(microseconds=1))
     return created.isoformat(), updated.isoformat()
@@ -112,8 +111,7 @@ def new_id():
 
 
 class EventLoop:
-    """One request handled at a time, in arrival order: the real server runs every request in one asyncio loop
-    and hashes PINs inside it, so while one PIN is hashed every other request waits."""
+    """One request at a time, in arrival order: the real server hashes PINs inside its one asyncio loop."""
 
     def __init__(self):
         self._turn = threading.Condition()
@@ -217,10 +215,7 @@ def request_body(request):
 
 
 def validate_model(request, fields):
-    """Check the body against {name: (check, default)} as a pydantic model: every error in one 422.
-
-    A missing field takes its default, is left out when the default is UNSET, and is an error when REQUIRED.
-    """
+    """Check the body against {name: (check, default, UNSET or REQUIRED)} as pydantic does: all errors in one 422."""
     body = request_body(request)
     if body is REQUIRED:
         raise ApiError(422, [invalid(("body",), "Field required", "missing")])
@@ -297,11 +292,7 @@ def finite_or_none(value):
     return value
 
 
-def email_check(value):
-    return normalise_email(value)
-
-
-USER_BODY = {"email": (email_check, REQUIRED), "pin": (text, REQUIRED)}
+USER_BODY = {"email": (normalise_email, REQUIRED), "pin": (text, REQUIRED)}
 CUSTOMER_BODY = {"name": (text, REQUIRED), "money_given": (optional_number, 0.0),
                  "total_spent": (optional_number, 0.0), "orders": (optional_orders, [])}
 CUSTOMER_CHANGES = {"money_given": (optional_number, UNSET), "total_spent": (optional_number, UNSET),
@@ -326,8 +317,7 @@ class ResponseInvalid(Exception):
 
 
 def public_customer(customer):
-    """A customer as CustomerResponse shows it: no owner field, non-finite numbers as null; ResponseInvalid for a
-    stored null."""
+    """A customer as CustomerResponse shows it (no owner, non-finite as null); ResponseInvalid for a stored null."""
     failed = [name for name in RESPONSE_TYPES if customer[name] is None]
     if failed:
         count = f"{len(failed)} validation error{'s' if len(failed) > 1 else ''}"
@@ -620,8 +610,7 @@ class Reply:
 
 
 def json_reply(status, payload, headers=None):
-    """Compact JSON in raw UTF-8, as FastAPI's JSONResponse renders it. A lone surrogate cannot be encoded:
-    UnicodeEncodeError, which the caller turns into the real server's plain 500."""
+    """Compact JSON in raw UTF-8 as FastAPI renders it; a lone surrogate raises UnicodeEncodeError, as there."""
     body = json.dumps(payload, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
     return Reply(status, body, "application/json", headers)
 
@@ -763,7 +752,6 @@ def docs_page(title):
         html = (f"<!DOCTYPE html><html><head><title>{title}</title></head><body>"
                 f"<p>{title}: the API is described at <a href=\"/openapi.json\">/openapi.json</a>.</p></body></html>")
         return Reply(200, html.encode("utf-8"), "text/html; charset=utf-8")
-    page.__name__ = "docs"
     return page
 
 
@@ -807,9 +795,9 @@ ROUTES = [
 
 
 def find_route(routes, method, path):
-    """The route for (method, path) and its path parameters, as Starlette's router picks it: 405 with `allow`
-    when only the method is wrong (the first such route's methods), 307 to the path with or without its trailing
-    slash when that one is routed, 404 otherwise."""
+    """The route and path parameters for (method, path) as Starlette picks them; else 405, 307 or 404 as it does."""
+    # 405 lists the methods of the first route whose path matched; the 307 goes to the path with or without
+    # its trailing slash when that one is routed.
     allowed = None
     for route in routes:
         match = route.pattern.fullmatch(path)
@@ -835,8 +823,7 @@ def redirect_url(server, headers, path, query):
 
 
 def preflight(origin, headers):
-    """Starlette's CORSMiddleware answer to a preflight, configured as the app is (every origin, method and
-    header allowed, credentials on, so the origin is mirrored)."""
+    """Starlette's CORSMiddleware answer to a preflight, configured as the app is: all allowed, credentials on."""
     extra = {"Vary": "Origin", "Access-Control-Allow-Methods": CORS_METHODS, "Access-Control-Max-Age": "600",
              "Access-Control-Allow-Credentials": "true", "Access-Control-Allow-Origin": origin}
     if headers.get("Access-Control-Request-Headers"):
