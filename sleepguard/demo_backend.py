@@ -302,6 +302,11 @@ TRIGGER_BODY = {"user": (anything, None), "action": (anything, None), "timestamp
 
 # --- answers as the app's response models give them ---
 
+def customer_key(user_id, name):
+    """The app's key of a customer; owner a's "b_c" and owner a_b's "c" collide in it: an "already exists"."""
+    return f"{user_id}_{name}"
+
+
 def public_user(user):
     return {key: user[key] for key in ("id", "email", "created_at", "updated_at")}
 
@@ -454,7 +459,7 @@ def parse_state(doc):
     _require_unique((u["id"] for u in users), "user id")
     _require_unique((u["email"] for u in users), "user email")
     _require_unique((c["id"] for c in customers), "customer id")
-    _require_unique(((c["user_id"], c["name"]) for c in customers), "customer (user_id, name)")
+    _require_unique((customer_key(c["user_id"], c["name"]) for c in customers), "customer key (user_id_name)")
     customers_by_id = {c["id"]: {**c, "money_given": money_stored(c["money_given"]),
                                  "total_spent": money_stored(c["total_spent"])} for c in customers}
     return {u["email"]: u for u in users}, customers_by_id, triggers
@@ -538,7 +543,8 @@ class DemoState:
     def create_customer(self, user_id, fields):
         """Store a customer from validated fields; returns the stored record (with user_id)."""
         with self._lock:
-            if any(c["user_id"] == user_id and c["name"] == fields["name"] for c in self._customers.values()):
+            key = customer_key(user_id, fields["name"])
+            if any(customer_key(c["user_id"], c["name"]) == key for c in self._customers.values()):
                 raise ApiError(400, "Customer with this name already exists for this user")
             created_at, updated_at = record_times()
             customer = {"id": new_id(), "user_id": user_id, "name": fields["name"],

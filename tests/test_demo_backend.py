@@ -964,3 +964,19 @@ def test_a_bcrypt_cost_out_of_range_is_refused(rounds):
     result = subprocess.run([sys.executable, "-m", "sleepguard.demo_backend", "--pin-hash-rounds", rounds], cwd=ROOT,
                             capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 2 and "bcrypt cost" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_customers_are_keyed_by_owner_id_underscore_name(api):
+    """The app keys customers "{user_id}_{name}", so owner "a" with "b_c" and owner "a_b" with "c" collide."""
+    t = tag()
+    assert call(api, "POST", f"/api/customers?user_id=a{t}", json={"name": "b_c"}).status_code == 201
+    collision = call(api, "POST", f"/api/customers?user_id=a{t}_b", json={"name": "c"})
+    assert collision.status_code == 400 and "already exists" in collision.json()["detail"]
+    assert call(api, "GET", f"/api/customers?user_id=a{t}_b").json() == []
+
+
+def test_a_demo_pin_the_real_server_refuses_is_one_line_and_a_failed_exit():
+    result = subprocess.run([sys.executable, "-m", "sleepguard.demo_backend", "--seed-demo", "--pin-hash-rounds", "4",
+                             "--demo-pin", "9" * 4097], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "maximum allowed size" in result.stderr and "Traceback" not in result.stderr
