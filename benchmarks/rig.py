@@ -87,15 +87,16 @@ def renice(pid, value=19):
 
 
 class Demo:
-    """The demo back end as a real subprocess, admin endpoints on behind a random token."""
+    """The demo back end as a real subprocess, admin endpoints on behind a random token; PINs hashed at bcrypt cost
+    pin_hash_rounds (4 keeps seeding fast; 12 is the real server's cost)."""
 
-    def __init__(self, workdir, name="demo"):
+    def __init__(self, workdir, name="demo", pin_hash_rounds=4):
         self.token = secrets.token_urlsafe(24)
         self.name = name
         env = {**os.environ, "DEMO_API_TOKEN": self.token}
         # The token travels in the environment, never in argv where ps would show it.
         with open(Path(workdir) / f"{name}.log", "ab") as log_file:
-            self.process, self.url = start_demo_process(env=env, stderr=log_file)
+            self.process, self.url = start_demo_process(env=env, stderr=log_file, pin_hash_rounds=pin_hash_rounds)
         if self.url is None:
             self.stop()
             raise BenchError(f"the demo back end did not start (see {workdir}/{name}.log)")

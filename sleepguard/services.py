@@ -18,6 +18,7 @@ class Program:
 
     name: str
     log_name: str
+    title: str  # what the owner calls it on the status screen and in alerts
 
     @property
     def marker(self) -> str:
@@ -46,12 +47,12 @@ class DemoBackend(Program):
         return self.module
 
 
-KEEP_ALIVE = Service("keep_alive_super_aggressive", "keep_alive_super_aggressive.log")
-AUTO_BACKUP = Service("auto_backup_super_aggressive", "auto_backup_super_aggressive.log")
-AUTO_RESTORE = Service("auto_restore_service", "auto_restore.log")
+KEEP_ALIVE = Service("keep_alive_super_aggressive", "keep_alive_super_aggressive.log", "keep-alive")
+AUTO_BACKUP = Service("auto_backup_super_aggressive", "auto_backup_super_aggressive.log", "auto-backup")
+AUTO_RESTORE = Service("auto_restore_service", "auto_restore.log", "auto-restore")
 # In the order they start and are shown.
 SERVICES = (KEEP_ALIVE, AUTO_BACKUP, AUTO_RESTORE)
-DEMO = DemoBackend("demo_backend", "demo_backend.log", "sleepguard.demo_backend")
+DEMO = DemoBackend("demo_backend", "demo_backend.log", "demo back end", "sleepguard.demo_backend")
 
 
 def program_named(name: str) -> Program:
@@ -59,7 +60,7 @@ def program_named(name: str) -> Program:
     for program in (*SERVICES, DEMO):
         if program.name == name:
             return program
-    return Program(name, f"{name}.log")
+    return Program(name, f"{name}.log", name)
 
 
 def pid_file_path(data_dir: Path, name: str) -> Path:

@@ -6,12 +6,11 @@ of the library that names command-line flags, in the hints that say which comman
 
 from .plan import (MISSING_UNOWNED, NO_OWNER_SEVERAL_USERS, OWNER_NOT_IN_BACKUP, PIN_FROM_BACKUP, PIN_FROM_PINS_FILE,
                    PIN_FROM_RESTORED, PIN_NEW_RANDOM, customer_label)
+from .services import AUTO_BACKUP, AUTO_RESTORE, program_named
 from .store import LATEST_NAME
 
 MISSING_SHOWN = 10
 NAMES_SHOWN = 3
-SERVICE_TITLES = {"keep_alive_super_aggressive": "keep-alive", "auto_backup_super_aggressive": "auto-backup",
-                  "auto_restore_service": "auto-restore"}
 START = "python3 start_all_super_services.py"
 
 # --- hints: which command, with which flag, fixes what ---
@@ -202,13 +201,12 @@ def some(names, shown=NAMES_SHOWN):
 def _reason_words(kind, facts):
     """(what is wrong, the command or step that fixes it) for one verdict reason."""
     if kind == "service_down":
-        title = SERVICE_TITLES.get(facts.get("service"), facts.get("service"))
-        return f"The {title} service is not running.", START
+        return f"The {program_named(facts.get('service')).title} service is not running.", START
     if kind == "no_backup":
         return "No backup has been taken yet: nothing is protected.", "python3 manual_backup.py"
     if kind == "backup_stale":
         return (f"The last good backup is {ago(facts.get('age_seconds'))} old; it should be at most "
-                f"{ago(facts.get('limit_seconds'))}.", "tail auto_backup_super_aggressive.log")
+                f"{ago(facts.get('limit_seconds'))}.", f"tail {AUTO_BACKUP.log_name}")
     if kind == "backup_failing":
         count = facts.get("failures_in_a_row") or 1
         return (f"The last {plural(count, 'backup')} failed: {facts.get('why') or 'see the log'}.",
@@ -233,7 +231,7 @@ def _reason_words(kind, facts):
         return (f"The back end lost its data ({plural(missing, 'customer')} missing); the restore is due.",
                 "wait a minute, or run: python3 restore_simple.py")
     if kind == "backend_unknown":
-        return f"The back end's data could not be read: {facts.get('why')}.", "tail auto_restore.log"
+        return f"The back end's data could not be read: {facts.get('why')}.", f"tail {AUTO_RESTORE.log_name}"
     if kind == "restore_failing":
         return f"Putting the data back failed: {facts.get('why')}.", "python3 restore_simple.py"
     if kind == "backend_not_checked":

@@ -5,7 +5,7 @@ import subprocess
 import pytest
 import requests
 
-from helpers import NO_SETTINGS_FILE, make_settings, start_demo_process
+from helpers import NO_SETTINGS_FILE, TEST_PIN_HASH_ROUNDS, make_settings, start_demo_process
 from service_helpers import processes_of
 from sleepguard.launcher import stop_services
 from sleepguard.settings import SETTINGS
@@ -14,11 +14,13 @@ DEMO_TOKEN = "demo-test-token-5e1f"
 
 
 class DemoBackend:
-    """A demo back end running as a real subprocess; `url` is its base URL."""
+    """A demo back end running as a real subprocess; `url` is its base URL. PINs are hashed at bcrypt cost
+    pin_hash_rounds (the tests' low default; None: the demo's default, the real server's 12)."""
 
-    def __init__(self, *args, token=DEMO_TOKEN):
+    def __init__(self, *args, token=DEMO_TOKEN, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
         self.token = token
-        self.process, url = start_demo_process(*args, *(["--token", token] if token else []))
+        self.process, url = start_demo_process(*args, *(["--token", token] if token else []),
+                                               pin_hash_rounds=pin_hash_rounds)
         if url is None:
             self.stop()
             raise RuntimeError(f"demo back end did not start: {self.process.stderr.read()[-2000:]}")
@@ -53,8 +55,8 @@ def start_demo():
     """Factory: start_demo('--idle-sleep', '0.5') starts a demo back end; all are stopped afterwards."""
     started = []
 
-    def start(*args, token=DEMO_TOKEN):
-        backend = DemoBackend(*args, token=token)
+    def start(*args, token=DEMO_TOKEN, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
+        backend = DemoBackend(*args, token=token, pin_hash_rounds=pin_hash_rounds)
         started.append(backend)
         return backend
 

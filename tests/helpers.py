@@ -121,14 +121,18 @@ def free_port():
 
 
 DEMO_STARTUP_DEADLINE = 15
+TEST_PIN_HASH_ROUNDS = 4  # bcrypt's lowest cost: about 1 ms a hash
 
 
-def start_demo_process(*args, env=None, stderr=subprocess.PIPE):
+def start_demo_process(*args, env=None, stderr=subprocess.PIPE, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
     """Start `python3 -m sleepguard.demo_backend --port 0 ARGS`; return (process, base URL or None if it never said).
 
+    PINs are hashed at bcrypt cost pin_hash_rounds, 4 by default so that tests seeding hundreds of users stay fast
+    (the real server's 12 costs about 0.25 s a hash); None leaves the demo's own default, the real cost.
     The demo's first stdout line is its URL; reading it on a thread keeps a demo that hangs from hanging the caller.
     """
-    process = subprocess.Popen([sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args],
+    rounds = [] if pin_hash_rounds is None else ["--pin-hash-rounds", str(pin_hash_rounds)]
+    process = subprocess.Popen([sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *rounds, *args],
                                cwd=PROJECT_DIR, env={**(env or os.environ), "PYTHONUNBUFFERED": "1"},
                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, text=True)
     first_line = []

@@ -4,8 +4,8 @@ import http.client
 import json
 import os
 import re
-import select
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -14,29 +14,29 @@ import uuid
 from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo
 
+import bcrypt
 import pytest
 import requests
 
+from helpers import TEST_PIN_HASH_ROUNDS, start_demo_process
+
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "test-admin-token-5f1c"
-STARTUP_SECONDS = 10
 TIMEOUT = 5
-PIN_HASH = re.compile(r"pbkdf2_sha256\$\d+\$[0-9a-f]+\$[0-9a-f]{64}")
+PIN_HASH = re.compile(r"\$2b\$04\$[./A-Za-z0-9]{53}")  # bcrypt, at the tests' cost
 
 
 class Backend:
     """One demo back end process; stop() ends it and gives back what it wrote."""
 
-    def __init__(self, *args, env=None):
-        command = [sys.executable, "-m", "sleepguard.demo_backend", "--port", "0", *args]
-        self.proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     text=True, env={**os.environ, **(env or {})})
-        ready, _, _ = select.select([self.proc.stdout], [], [], STARTUP_SECONDS)
-        if not ready:
+    def __init__(self, *args, env=None, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
+        self.proc, url = start_demo_process(*args, env={**os.environ, **(env or {})}, pin_hash_rounds=pin_hash_rounds)
+        if url is None:
             self.proc.kill()
             raise RuntimeError("demo back end printed no URL in time")
-        self.url = self.proc.stdout.readline().strip()
+        self.url = url
         assert re.fullmatch(r"http://127\.0\.0\.1:\d+", self.url), self.url
 
     def stop(self, signum=signal.SIGTERM, timeout=TIMEOUT):
@@ -55,8 +55,8 @@ def launch():
     """Start demo back ends with the given options; all are stopped after the test."""
     started = []
 
-    def _launch(*args, env=None):
-        started.append(Backend(*args, env=env))
+    def _launch(*args, env=None, pin_hash_rounds=TEST_PIN_HASH_ROUNDS):
+        started.append(Backend(*args, env=env, pin_hash_rounds=pin_hash_rounds))
         return started[-1]
 
     yield _launch
@@ -405,6 +405,8 @@ def malformed_documents(state):
         "clear PIN instead of hash": {**state, "users": [{**without_hash, "pin": "1234"}]},
         "missing pin_hash": {**state, "users": [without_hash]},
         "pin_hash of another form": with_user(pin_hash="$2b$12$abcdefghijklmnopqrstuv"),
+        "pin_hash of the old PBKDF2 form": with_user(pin_hash="pbkdf2_sha256$20000$" + "ab" * 16 + "$" + "cd" * 32),
+        "email not in its normalised form": with_user(email=user["email"].upper()),
         "bad email": with_user(email="not-an-email"),
         "id not a string": with_user(id=7),
         "bad timestamp": with_user(created_at="yesterday"),
@@ -517,3 +519,464 @@ def test_sigterm_while_connections_pour_in(launch):
         assert code == 0 and "Traceback" not in err
         for flooder in flooders:
             flooder.join(TIMEOUT)
+
+
+# --- measured on the real server: e-mail addresses ---
+
+DUPLICATE = {"detail": "Internal server error: 400: User with this email already exists"}
+NOT_AN_EMAIL = "value is not a valid email address: "
+
+
+def tag():
+    return uuid.uuid4().hex[:10]
+
+
+def create(session, email, pin="4821"):
+    return call(session, "POST", "/api/users", json={"email": email, "pin": pin})
+
+
+def signin(session, email, pin="4821"):
+    return call(session, "POST", "/api/users/signin", json={"email": email, "pin": pin})
+
+
+def test_emails_are_stored_and_returned_as_pydantic_normalises_them(api):
+    t = tag()
+    typed_and_stored = {
+        f"  Ama.{t}@Example.COM \n": f"Ama.{t}@example.com",  # stripped, domain lower-cased, local part kept
+        f"Ama Mensah <ama2.{t}@Example.com>": f"ama2.{t}@example.com",
+        f'"Mensah, Ama" <ama3.{t}@example.com>': f"ama3.{t}@example.com",
+        f"<ama4.{t}@EXAMPLE.com>": f"ama4.{t}@example.com",
+        f"ama5.{t}@xn--bcher-kva.example.com": f"ama5.{t}@b\u00fccher.example.com",  # punycode shown in Unicode
+        f"Jose\u0301.{t}@example.com": f"Jos\u00e9.{t}@example.com",  # Unicode in NFC
+    }
+    for typed, stored in typed_and_stored.items():
+        answer = create(api, typed)
+        assert (answer.status_code, answer.json()["email"]) == (201, stored), typed
+        assert call(api, "GET", f"/api/users/{stored}").json() == answer.json()
+        assert stored in [u["email"] for u in call(api, "GET", "/api/users").json()]
+        # sign-in normalises as the creation did
+        assert signin(api, typed).json() == answer.json()
+    assert call(api, "GET", "/api/admin/snapshot", headers=admin()).text.count(f"Ama.{t}@example.com") == 1
+
+
+def test_domain_case_is_a_duplicate_local_part_case_another_user(api):
+    t = tag()
+    ama = create(api, f"Ama.{t}@Example.COM").json()
+    duplicate = create(api, f"Ama.{t}@EXAMPLE.com", pin="9999")
+    assert (duplicate.status_code, duplicate.json()) == (500, DUPLICATE)
+    other = create(api, f"ama.{t}@example.com", pin="5555")
+    assert other.status_code == 201 and other.json()["id"] != ama["id"]
+    assert signin(api, f"AMA.{t}@example.com").status_code == 401  # no such user: the local part keeps its case
+    assert signin(api, f"ama.{t}@EXAMPLE.COM", pin="5555").json()["id"] == other.json()["id"]
+
+
+def test_get_user_does_not_normalise_and_a_slash_never_routes(api):
+    t = tag()
+    stored = create(api, f"Ama.{t}@Example.COM").json()
+    assert call(api, "GET", f"/api/users/Ama.{t}@example.com").json() == stored
+    typed = call(api, "GET", f"/api/users/Ama.{t}@Example.COM")
+    assert (typed.status_code, typed.json()) == (404, {"detail": "User not found"})
+    slashed = create(api, f"a/b.{t}@example.com")  # a valid address, stored, but never found by this route
+    assert (slashed.status_code, slashed.json()["email"]) == (201, f"a/b.{t}@example.com")
+    encoded = call(api, "GET", f"/api/users/a%2Fb.{t}@example.com")
+    assert (encoded.status_code, encoded.json()) == (404, {"detail": "Not Found"})
+
+
+@pytest.mark.parametrize("address", [
+    "a@x.test", "a@x.local", "a@x.invalid", "a@x.onion", "a@localhost",  # special-use or reserved domains
+    "a@[127.0.0.1]", "a@192.0.2.1",  # IP-address domains
+    "a@example.123", "a..b@example.com", ".a@example.com", "a.@example.com", "a@-x.example.com",
+    "a@ex_ample.com", "a\u0000b@example.com", "a" * 250 + "@example.com", "a b@example.com"])
+def test_addresses_the_real_server_refuses_are_422_with_a_reason(api, address):
+    for path in ("/api/users", "/api/users/signin"):
+        answer = call(api, "POST", path, json={"email": address, "pin": "4821"})
+        assert answer.status_code == 422, (path, address)
+        [error] = answer.json()["detail"]
+        assert error["loc"] == ["body", "email"] and error["type"] == "value_error"
+        assert error["msg"].startswith(NOT_AN_EMAIL) and len(error["msg"]) > len(NOT_AN_EMAIL)
+
+
+def test_an_address_over_2048_characters_is_refused_before_email_validator(api):
+    [error] = create(api, "a" * 2040 + "@example.com").json()["detail"]
+    assert error["msg"] == NOT_AN_EMAIL + "Length must not exceed 2048 characters"
+
+
+# --- measured on the real server: PINs ---
+
+PIN_TOO_LONG = {"detail": "Internal server error: password exceeds maximum allowed size"}
+PIN_WITH_NUL = {"detail": "Internal server error: bcrypt does not allow NULL bytes in password"}
+
+
+def test_only_the_first_72_bytes_of_a_pin_count(api):
+    email = new_email()
+    assert create(api, email, pin="7" * 72 + "-the-rest").status_code == 201
+    assert signin(api, email, pin="7" * 72).status_code == 200
+    assert signin(api, email, pin="7" * 72 + "-anything-else").status_code == 200
+    assert signin(api, email, pin="7" * 71).status_code == 401
+    assert signin(api, email, pin="7" * 71 + "8").status_code == 401
+    wide = new_email()  # 72 bytes are 36 two-byte characters
+    assert create(api, wide, pin="\u00e9" * 36 + "x").status_code == 201
+    assert signin(api, wide, pin="\u00e9" * 36 + "y").status_code == 200
+    assert signin(api, wide, pin="\u00e9" * 35 + "e").status_code == 401
+
+
+def test_pins_passlib_refuses_are_a_500_that_does_not_say_exists(api):
+    for pin, expected in (("1" * 4097, PIN_TOO_LONG), ("12\u000034", PIN_WITH_NUL)):
+        email = new_email()
+        answer = create(api, email, pin=pin)
+        assert (answer.status_code, answer.json()) == (500, expected)
+        assert "already exists" not in answer.text
+        assert call(api, "GET", f"/api/users/{email}").status_code == 404  # nothing was created
+    at_the_limit = new_email()
+    assert create(api, at_the_limit, pin="1" * 4096).status_code == 201
+    assert signin(api, at_the_limit, pin="1" * 4096).status_code == 200
+    # the same rules on sign-in, for an account that exists; an unknown one is just a 401
+    assert (signin(api, at_the_limit, pin="1" * 4097).json()) == PIN_TOO_LONG
+    assert (signin(api, at_the_limit, pin="1\u00002").json()) == PIN_WITH_NUL
+    assert signin(api, new_email(), pin="1\u00002").status_code == 401
+
+
+def test_pins_are_bcrypt_hashes_at_the_cost_asked_for_default_12(launch):
+    real_cost, test_cost = launch("--token", TOKEN, pin_hash_rounds=None), launch("--token", TOKEN)
+    for backend, cost in ((real_cost, "12"), (test_cost, "04")):
+        email = new_email()
+        assert requests.post(backend.url + "/api/users", json={"email": email, "pin": "2718"},
+                             timeout=TIMEOUT).status_code == 201
+        [user] = requests.get(backend.url + "/api/admin/snapshot", headers=admin(), timeout=TIMEOUT).json()["users"]
+        assert re.fullmatch(rf"\$2b\${cost}\$[./A-Za-z0-9]{{53}}", user["pin_hash"])
+        assert bcrypt.checkpw(b"2718", user["pin_hash"].encode())
+
+
+def post_user_on(conn, email):
+    conn.request("POST", "/api/users", body=json.dumps({"email": email, "pin": "1618"}),
+                 headers={"Content-Type": "application/json"})
+
+
+def test_while_a_pin_is_hashed_every_other_request_waits(launch):
+    """8 creations sent at once are hashed one after another, and a health check sent after them waits for them."""
+    backend = launch(pin_hash_rounds=10)  # ~65 ms a hash: long enough to see against HTTP's own cost
+    netloc = urlsplit(backend.url).netloc
+    one_hash = []
+    for _ in range(3):
+        started = time.monotonic()
+        assert requests.post(backend.url + "/api/users", json={"email": new_email(), "pin": "1"},
+                             timeout=TIMEOUT).status_code == 201
+        one_hash.append(time.monotonic() - started)
+    one_hash = min(one_hash)
+    creators = [http.client.HTTPConnection(netloc, timeout=30) for _ in range(8)]
+    checker = http.client.HTTPConnection(netloc, timeout=30)
+    for conn in creators:
+        post_user_on(conn, new_email("parallel"))
+    started = time.monotonic()
+    checker.request("GET", "/api/health")
+    assert checker.getresponse().status == 200
+    health_wait = time.monotonic() - started
+    answers = []
+    for conn in creators:
+        answer = conn.getresponse()
+        assert answer.status == 201
+        answers.append(json.loads(answer.read()))
+        conn.close()
+    checker.close()
+    created = sorted(datetime.fromisoformat(user["created_at"]) for user in answers)
+    gaps = [(later - earlier).total_seconds() for earlier, later in zip(created, created[1:])]
+    # One after another: each user is created a whole hash after the one before (in parallel, two would
+    # finish together on this machine's two cores), so the eight take about eight hash times.
+    assert min(gaps) >= 0.5 * one_hash, (gaps, one_hash)
+    # The health check queued behind them; without the one event loop it answers in a millisecond.
+    assert health_wait >= 2 * one_hash, (health_wait, one_hash)
+
+
+# --- measured on the real server: numbers and nulls in customers ---
+
+VALIDATION_500 = "Internal server error: 1 validation error for CustomerResponse"
+
+
+def customers_path(user):
+    return f"/api/customers?user_id={user['id']}"
+
+
+def raw_post(session, path, raw, content_type="application/json"):
+    return call(session, "POST", path, data=raw.encode("utf-8", "surrogatepass") if isinstance(raw, str) else raw,
+                headers={"Content-Type": content_type})
+
+
+@pytest.mark.parametrize("field", ["money_given", "total_spent", "orders"])
+def test_a_null_field_is_stored_answered_500_and_hides_the_owners_whole_list(api, field):
+    owner, neighbour = make_user(api), make_user(api)
+    old = call(api, "POST", customers_path(owner), json={"name": "Old", "orders": [sample_order()]}).json()
+    assert call(api, "POST", customers_path(neighbour), json={"name": "Old"}).status_code == 201
+    assert call(api, "GET", customers_path(owner)).json() == [old]
+    poisoned = call(api, "POST", customers_path(owner), json={"name": "Poison", field: None})
+    assert poisoned.status_code == 500 and poisoned.json()["detail"].startswith(VALIDATION_500)
+    assert f"\n{field}\n" in poisoned.json()["detail"]
+    hidden = call(api, "GET", customers_path(owner))
+    assert (hidden.status_code, hidden.json()) == (200, [])  # old customers too
+    again = call(api, "POST", customers_path(owner), json={"name": "Poison"})
+    assert (again.status_code, again.json()) == (400, {"detail": "Customer with this name already exists for this user"})
+    assert [c["name"] for c in call(api, "GET", customers_path(neighbour)).json()] == ["Old"]
+
+
+def test_a_put_with_null_does_the_same(api):
+    owner = make_user(api)
+    first = call(api, "POST", customers_path(owner), json={"name": "First"}).json()
+    call(api, "POST", customers_path(owner), json={"name": "Second"})
+    answer = call(api, "PUT", f"/api/customers/{first['id']}?user_id={owner['id']}", json={"total_spent": None})
+    assert answer.status_code == 500 and answer.json()["detail"].startswith(VALIDATION_500)
+    assert call(api, "GET", customers_path(owner)).json() == []
+    with_two = call(api, "POST", customers_path(owner), json={"name": "Both", "money_given": None, "orders": None})
+    assert with_two.json()["detail"].startswith("Internal server error: 2 validation errors for CustomerResponse")
+
+
+def test_non_finite_numbers_are_accepted_and_read_back_as_null(api):
+    owner = make_user(api)
+    bodies = ['{"name": "Tokens", "money_given": NaN, "total_spent": Infinity,'
+              ' "orders": [{"price": NaN, "qty": -Infinity, "nested": {"n": [1e309, "nan", 2.5]}}]}',
+              '{"name": "Overflow", "money_given": 1e309, "total_spent": -1e309}',
+              '{"name": "Strings", "money_given": "nan", "total_spent": "inf"}',
+              '{"name": "Mixed case", "money_given": "-Infinity", "total_spent": " NaN "}']
+    answers = []
+    for raw in bodies:
+        answer = raw_post(api, customers_path(owner), raw)
+        assert answer.status_code == 201, raw
+        assert (answer.json()["money_given"], answer.json()["total_spent"]) == (None, None)
+        answers.append(answer.json())
+    assert answers[0]["orders"] == [{"price": None, "qty": None, "nested": {"n": [None, "nan", 2.5]}}]
+    assert call(api, "GET", customers_path(owner)).json() == answers  # read back as null, and nothing hidden
+
+
+def test_numbers_are_converted_as_pydantic_does(api):
+    owner = make_user(api)
+    for n, (value, expected) in enumerate([("12.5", 12.5), (" 12.5 ", 12.5), ("1_000", 1000.0), (True, 1.0),
+                                           (False, 0.0), (7, 7.0), (2.25, 2.25)]):
+        answer = call(api, "POST", customers_path(owner), json={"name": f"C{n}", "money_given": value,
+                                                                "total_spent": value})
+        assert answer.status_code == 201, value
+        for field in ("money_given", "total_spent"):
+            assert answer.json()[field] == expected and isinstance(answer.json()[field], float), value
+    zero = call(api, "POST", customers_path(owner), json={"name": "Zero", "money_given": 0})
+    assert '"money_given":0.0' in zero.text and '"total_spent":0.0' in zero.text
+    for raw in ('{"name": "Huge", "money_given": 1' + "0" * 400 + "}", '{"name": "Word", "money_given": "twelve"}',
+                '{"name": "List", "total_spent": [1]}', '{"name": "Double", "money_given": "1__0"}'):
+        assert raw_post(api, customers_path(owner), raw).status_code == 422, raw
+    assert "Huge" not in call(api, "GET", customers_path(owner)).text
+
+
+def test_a_lone_surrogate_name_is_stored_then_the_owners_lists_answer_500(api):
+    owner, neighbour = make_user(api), make_user(api)
+    assert call(api, "POST", customers_path(owner), json={"name": "Good"}).status_code == 201
+    assert call(api, "POST", customers_path(neighbour), json={"name": "Good"}).status_code == 201
+    raw = '{"name": "Bad \\ud800 name"}'
+    assert raw_post(api, customers_path(owner), raw).status_code == 500  # its own answer cannot be encoded either
+    for _ in range(2):
+        listed = call(api, "GET", customers_path(owner))
+        assert (listed.status_code, listed.text) == (500, "Internal Server Error")
+        assert listed.headers["Content-Type"].startswith("text/plain")
+    assert raw_post(api, customers_path(owner), raw).status_code == 400  # it was stored
+    assert [c["name"] for c in call(api, "GET", customers_path(neighbour)).json()] == ["Good"]
+
+
+# --- measured on the real server: routing and protocol ---
+
+def test_a_trailing_slash_is_a_307_to_the_path_without_it(api):
+    owner = make_user(api)
+    for path, target in ((f"/api/users/", "/api/users"), (f"/api/customers/?user_id={owner['id']}",
+                                                          f"/api/customers?user_id={owner['id']}"),
+                         ("/api/health/", "/api/health"), ("/api", "/api/")):
+        answer = call(api, "GET", path, allow_redirects=False)
+        assert answer.status_code == 307, path
+        assert answer.headers["location"] == api.base_url + target  # absolute, http://
+    followed = call(api, "POST", "/api/users/", json={"email": new_email(), "pin": "4821"})  # the body is re-sent
+    assert followed.status_code == 201 and [r.status_code for r in followed.history] == [307]
+
+
+def test_an_unrouted_method_is_405_with_allow(api):
+    for method, path, allowed in (("DELETE", "/api/users", {"POST", "GET", "HEAD"}),
+                                  ("PATCH", "/api/health", {"GET", "HEAD"}),
+                                  ("GET", "/api/customers/some-id", {"PUT", "DELETE"}),
+                                  ("PUT", "/api/backup/trigger", {"POST"})):
+        answer = call(api, method, path)
+        assert (answer.status_code, answer.json()) == (405, {"detail": "Method Not Allowed"}), (method, path)
+        methods = set(answer.headers["allow"].split(", "))
+        assert methods and methods <= allowed, (method, path, methods)
+    head = call(api, "HEAD", "/api/health")
+    assert head.status_code == 200 and head.content == b"" and int(head.headers["Content-Length"]) > 0
+
+
+def test_a_body_is_json_only_with_a_json_content_type(api):
+    body = json.dumps({"email": new_email(), "pin": "4821"})
+    for content_type in ("text/plain", "application/x-www-form-urlencoded"):
+        refused = raw_post(api, "/api/users", body, content_type)
+        assert refused.status_code == 422 and isinstance(refused.json()["detail"], list), content_type
+    assert raw_post(api, "/api/users", body, "application/json; charset=utf-8").status_code == 201
+    undecodable = raw_post(api, "/api/users", b'{"email": "\xff@example.com", "pin": "1"}')
+    assert (undecodable.status_code, undecodable.json()) == (400, {"detail": "There was an error parsing the body"})
+
+
+def test_chunked_request_bodies_are_accepted(api):
+    email = new_email()
+
+    def pieces():
+        yield b'{"email": "'
+        yield email.encode()
+        yield b'", "pin": "4821"}'
+
+    answer = call(api, "POST", "/api/users", data=pieces(), headers={"Content-Type": "application/json"})
+    assert answer.status_code == 201 and answer.json()["email"] == email
+    conn = http.client.HTTPConnection(urlsplit(api.base_url).netloc, timeout=TIMEOUT)
+    for _ in range(2):  # the connection stays usable after a chunked body
+        conn.request("POST", "/api/backup/trigger", body=iter([b'{"user": ', b'"x@example.com"}']),
+                     headers={"Content-Type": "application/json"}, encode_chunked=True)
+        assert conn.getresponse().read() and conn.sock is not None
+    conn.close()
+
+
+def test_a_repeated_query_parameter_takes_its_last_value(api):
+    owner = make_user(api)
+    made = call(api, "POST", "/api/customers", params=[("user_id", "nobody"), ("user_id", owner["id"])],
+                json={"name": "Last wins"})
+    assert made.status_code == 201
+    assert call(api, "GET", "/api/customers", params=[("user_id", "x"), ("user_id", owner["id"])]).json() == [made.json()]
+    assert call(api, "GET", "/api/customers", params=[("user_id", owner["id"]), ("user_id", "x")]).json() == []
+
+
+def test_answers_are_compact_json_in_raw_utf8_with_cors(api):
+    owner = make_user(api)
+    name = "Zo\u00eb \u00d1\u00fa\u00f1ez \u65e5\u672c"
+    answer = call(api, "POST", customers_path(owner), json={"name": name, "orders": [{"note": "caf\u00e9"}]},
+                  headers={"Origin": "http://shop.example.com"})
+    assert answer.headers["Content-Type"] == "application/json"
+    assert name.encode("utf-8") in answer.content and b"\\u" not in answer.content
+    assert b'": ' not in answer.content and b', "' not in answer.content
+    assert answer.headers["access-control-allow-origin"] == "*"
+    assert answer.headers["access-control-allow-credentials"] == "true"
+    preflight = call(api, "OPTIONS", "/api/users", headers={"Origin": "http://shop.example.com",
+                                                             "Access-Control-Request-Method": "POST",
+                                                             "Access-Control-Request-Headers": "content-type"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "http://shop.example.com"
+    assert "POST" in preflight.headers["access-control-allow-methods"]
+    assert preflight.headers["access-control-allow-headers"] == "content-type"
+
+
+def test_docs_openapi_and_status_answer(api):
+    docs = call(api, "GET", "/docs")
+    assert docs.status_code == 200 and docs.headers["Content-Type"].startswith("text/html")
+    schema = call(api, "GET", "/openapi.json")
+    assert schema.status_code == 200 and {"/api/users", "/api/customers/{customer_id}"} <= set(schema.json()["paths"])
+    assert "/api/admin/snapshot" not in schema.json()["paths"]
+    status = call(api, "GET", "/api/status")
+    assert (status.status_code, status.json()) == (200, [])
+
+
+# --- measured on the real server: records and timestamps ---
+
+def test_lists_keep_insertion_order_and_a_put_keeps_a_customers_place(api):
+    owner = make_user(api)
+    names = ["Zed", "Amy", "Mo", "Bea"]
+    ids = {name: call(api, "POST", customers_path(owner), json={"name": name}).json()["id"] for name in names}
+    call(api, "PUT", f"/api/customers/{ids['Amy']}?user_id={owner['id']}", json={"money_given": 5})
+    assert [c["name"] for c in call(api, "GET", customers_path(owner)).json()] == names
+    later = [make_user(api)["email"] for _ in range(3)]
+    assert [u["email"] for u in call(api, "GET", "/api/users").json()][-3:] == later
+
+
+def seconds_between(earlier, later):
+    return (datetime.fromisoformat(later) - datetime.fromisoformat(earlier)).total_seconds()
+
+
+def test_timestamps_of_new_and_updated_records(api):
+    user = make_user(api)
+    assert 0 < seconds_between(user["created_at"], user["updated_at"]) < 0.5  # two clock reads, microseconds apart
+    owner = make_user(api)
+    created = call(api, "POST", customers_path(owner), json={"name": "Timed", "money_given": 1}).json()
+    assert 0 < seconds_between(created["created_at"], created["updated_at"]) < 0.5
+    updated = call(api, "PUT", f"/api/customers/{created['id']}?user_id={owner['id']}", json={"money_given": 2}).json()
+    assert updated["created_at"] == created["created_at"]
+    assert seconds_between(created["updated_at"], updated["updated_at"]) > 0
+    assert {k: v for k, v in updated.items() if k not in ("updated_at", "money_given")} == \
+        {k: v for k, v in created.items() if k not in ("updated_at", "money_given")}
+
+
+def test_trigger_records_hold_exactly_five_fields_created_in_local_time(launch):
+    backend = launch(env={"TZ": "Asia/Tokyo"})
+    with requests.Session() as session:
+        session.base_url = backend.url
+        first = call(session, "POST", "/api/backup/trigger", json={"user": "owner@example.com", "extra": "dropped"})
+        second = call(session, "POST", "/api/backup/trigger",
+                      json={"user": "owner@example.com", "action": "save", "timestamp": "2025-08-21T02:23:11Z"})
+        status = call(session, "GET", "/api/backup/status").json()
+        server_utc = call(session, "GET", "/api/health").json()["timestamp"]
+    older, newer = status["recent_triggers"]
+    assert status["last_backup"] == newer
+    assert {k: v for k, v in older.items() if k != "created_at"} == {
+        "id": first.json()["backup_id"], "user": "owner@example.com", "action": None, "timestamp": None}
+    assert {k: v for k, v in newer.items() if k != "created_at"} == {
+        "id": second.json()["backup_id"], "user": "owner@example.com", "action": "save",
+        "timestamp": "2025-08-21T02:23:11Z"}
+    tokyo_now = datetime.now(ZoneInfo("Asia/Tokyo")).replace(tzinfo=None)
+    for trigger in (older, newer):
+        assert is_naive_iso(trigger["created_at"])
+        assert abs(seconds_between(trigger["created_at"], tokyo_now.isoformat())) < 120  # local, not UTC
+    assert abs(seconds_between(server_utc, newer["created_at"]) - 9 * 3600) < 120  # records stay in UTC
+
+
+# --- snapshot mode keeps what the API cannot ---
+
+def test_snapshot_keeps_nulls_and_non_finite_money_exactly(launch):
+    source, target = launch("--token", TOKEN), launch("--token", TOKEN)
+    with requests.Session() as session:
+        session.base_url = source.url
+        poisoned, fine = make_user(session, pin="1111"), make_user(session, pin="2222")
+        call(session, "POST", customers_path(poisoned), json={"name": "Null", "money_given": None})
+        raw_post(session, customers_path(fine), '{"name": "Not a number", "money_given": NaN, "total_spent": -1e309}')
+        call(session, "POST", customers_path(fine), json={"name": "Plain", "money_given": 3})
+        state = call(session, "GET", "/api/admin/snapshot", headers=admin()).json()
+    assert [(c["money_given"], c["total_spent"]) for c in state["customers"]] == [
+        (None, 0.0), ("NaN", "-Infinity"), (3.0, 0.0)]
+    put = requests.put(target.url + "/api/admin/snapshot", json=state, headers=admin(), timeout=TIMEOUT)
+    assert put.status_code == 200
+    assert requests.get(target.url + "/api/admin/snapshot", headers=admin(), timeout=TIMEOUT).json() == state
+    for user, pin in ((poisoned, "1111"), (fine, "2222")):
+        assert requests.get(target.url + customers_path(user), timeout=TIMEOUT).json() == \
+            requests.get(source.url + customers_path(user), timeout=TIMEOUT).json()
+        assert requests.post(target.url + "/api/users/signin", json={"email": user["email"], "pin": pin},
+                             timeout=TIMEOUT).status_code == 200
+    assert requests.get(target.url + customers_path(poisoned), timeout=TIMEOUT).json() == []
+
+
+# --- the process ---
+
+def test_a_port_in_use_is_one_line_on_stderr_and_a_failed_exit():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run([sys.executable, "-m", "sleepguard.demo_backend", "--port", str(port)], cwd=ROOT,
+                                capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode != 0 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and str(port) in result.stderr and "in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("rounds", ["3", "32", "twelve"])
+def test_a_bcrypt_cost_out_of_range_is_refused(rounds):
+    result = subprocess.run([sys.executable, "-m", "sleepguard.demo_backend", "--pin-hash-rounds", rounds], cwd=ROOT,
+                            capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2 and "bcrypt cost" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_customers_are_keyed_by_owner_id_underscore_name(api):
+    """The app keys customers "{user_id}_{name}", so owner "a" with "b_c" and owner "a_b" with "c" collide."""
+    t = tag()
+    assert call(api, "POST", f"/api/customers?user_id=a{t}", json={"name": "b_c"}).status_code == 201
+    collision = call(api, "POST", f"/api/customers?user_id=a{t}_b", json={"name": "c"})
+    assert collision.status_code == 400 and "already exists" in collision.json()["detail"]
+    assert call(api, "GET", f"/api/customers?user_id=a{t}_b").json() == []
+
+
+def test_a_demo_pin_the_real_server_refuses_is_one_line_and_a_failed_exit():
+    result = subprocess.run([sys.executable, "-m", "sleepguard.demo_backend", "--seed-demo", "--pin-hash-rounds", "4",
+                             "--demo-pin", "9" * 4097], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.count("\n") == 1 and "maximum allowed size" in result.stderr and "Traceback" not in result.stderr

@@ -33,7 +33,7 @@ def test_the_demo_back_end_is_known_by_its_module_and_keeps_its_files_beside_the
 def test_lookup_by_name_finds_the_registered_ones_and_names_a_stand_in_by_its_command_file():
     for program in (*SERVICES, DEMO):
         assert program_named(program.name) is program
-    assert program_named("demo_tick_service") == Program("demo_tick_service", "demo_tick_service.log")
+    assert program_named("demo_tick_service") == Program("demo_tick_service", "demo_tick_service.log", "demo_tick_service")
     assert program_named("demo_tick_service").marker == "demo_tick_service.py"
 
 
