@@ -2,6 +2,7 @@
 
 import io
 import json
+import os
 import shutil
 from datetime import timedelta
 
@@ -211,3 +212,55 @@ def test_remote_retention_keeps_what_the_local_history_keeps_and_only_ever_delet
     shutil.rmtree(data_dir / "auto_backups_super")
     assert apply_remote_retention(policy, now=now) == []
     assert sorted(name.split("-")[1] for name in copy_names(moto_s3)) == remote
+
+
+def test_an_object_that_is_not_the_one_the_pointer_names_is_not_taken_as_the_latest(data_dir, moto_s3, keys):
+    identity_file, recipient = keys
+    settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file))
+    paths = record_backups(settings, 3)
+    for path in paths:
+        queue_copy(settings, path)
+    drain_queue(settings)
+    # A whole, valid copy of the oldest backup put where the newest was: it decrypts, but is not what was stored.
+    replacement = queue_copy(settings, paths[0]).read_bytes()
+    moto_s3.client().put_object(moto_s3.bucket, f"{PREFIX}/{copy_names(moto_s3)[0]}", io.BytesIO(replacement),
+                                len(replacement))
+    assert fetch_latest(settings)[0] == paths[1].read_bytes()
+
+
+@pytest.mark.parametrize("where", ["env file", "profile"])
+def test_credentials_from_the_env_file_or_a_profile_reach_the_client_and_nowhere_else(data_dir, moto_s3, keys,
+                                                                                       tmp_path, monkeypatch,
+                                                                                       caplog, where):
+    _identity_file, recipient = keys
+    key_id, secret = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    if where == "env file":
+        # python-dotenv's values are not exported: the store must be handed them.
+        env_file = tmp_path / ".env"
+        env_file.write_text(f"AWS_ACCESS_KEY_ID={key_id}\nAWS_SECRET_ACCESS_KEY={secret}\n")
+        env_file.chmod(0o600)
+        monkeypatch.setenv("ENV_FILE", str(env_file))
+    else:
+        shared = tmp_path / "aws-credentials"
+        shared.write_text(f"[shop]\naws_access_key_id = {key_id}\naws_secret_access_key = {secret}\n")
+        monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(shared))
+        monkeypatch.setenv("AWS_PROFILE", "shop")
+    settings = offsite_settings(data_dir, moto_s3, recipient, LOG_LEVEL="DEBUG")
+    caplog.set_level("DEBUG")
+    queue_copy(settings, record_backups(settings, 1)[0])
+    report = drain_queue(settings)
+    assert report.problem == "" and len(report.uploaded) == 1
+    shown = caplog.text + json.dumps(offsite_status(settings)) + repr(settings) + repr(report)
+    assert secret not in shown and key_id not in shown
+    assert not [path for path in data_dir.rglob("*") if path.is_file() and secret.encode() in path.read_bytes()]
+
+
+def test_without_any_credentials_the_problem_says_what_to_set(data_dir, moto_s3, keys, monkeypatch):
+    _identity_file, recipient = keys
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(data_dir / "none"))
+    report = drain_queue(offsite_settings(data_dir, moto_s3, recipient))
+    assert "no credentials for the off-site store: set AWS_ACCESS_KEY_ID" in report.problem
