@@ -15,8 +15,8 @@ from pathlib import Path
 from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir
 from .exceptions import BackupFileError, OffsiteError, SettingsError
 from .flocks import try_flock
-from .offsite import (MAX_POINTER_BYTES, POINTER_NAME, chosen_copies, matches_pointer, name_time, parse_plaintext, parse_pointer,
-                      pointer_bytes, remote_kept, require_offsite)
+from .offsite import (MAX_POINTER_BYTES, POINTER_NAME, chosen_copies, matches_pointer, name_time, parse_plaintext,
+                      parse_pointer, pointer_bytes, remote_kept, require_offsite)
 from .offsite_crypto import check_recipient, decrypt, load_identity
 from .offsite_queue import queued_copies, remove_queued, write_record
 from .offsite_store import RemoteStore

@@ -119,7 +119,7 @@ SETTINGS = {
     "OFFSITE_URL": ("", lambda n, r: _s3_url(n, r), "off-site copies: s3://bucket/prefix (empty: none)"),
     "OFFSITE_ENDPOINT_URL": ("", _url, "off-site: the S3-compatible store's URL (B2, R2, MinIO...; empty: AWS)"),
     "OFFSITE_RECIPIENT": ("", lambda n, r: _age_recipient(n, r), "off-site: the owner's age1... public key"),
-    "OFFSITE_IDENTITY_FILE": ("", _text, "off-site: age identity file that reads the copies (0600)"),
+    "OFFSITE_IDENTITY_FILE": ("", lambda n, r: _identity_file(n, r), "off-site: age identity file to read copies (0600)"),
     "OFFSITE_MAX_BEHIND": ("3", lambda n, r: _count(n, r, 1), "off-site: this many copies waiting is a WARNING"),
 }
 
@@ -212,6 +212,14 @@ def _s3_url(name, raw):
 
 def _age_recipient(name, raw):
     if raw and not _AGE_RECIPIENT.match(raw):
+        # The value is not repeated: a private key (AGE-SECRET-KEY-...) put here by mistake must not be shown.
         raise SettingsError(f"{name} must be an age public key (age1 and 58 more characters, as age-keygen or "
-                            f"manual_backup.py --offsite-keygen prints it), got {raw!r}")
+                            "manual_backup.py --offsite-keygen prints it); the value given is not one")
+    return raw
+
+
+def _identity_file(name, raw):
+    # Read (and checked for 0600) only where it is used; a folder is refused here, in one line.
+    if raw and Path(raw).expanduser().is_dir():
+        raise SettingsError(f"{name} must be an age identity file, but {raw} is a folder")
     return raw

@@ -85,8 +85,10 @@ def test_a_url_loses_its_user_and_password(url, expected):
     ("OFFSITE_MAX_BEHIND", "0", "OFFSITE_MAX_BEHIND must be a whole number of at least 1"),
 ])
 def test_bad_offsite_settings_name_the_setting(name, value, expected):
-    with pytest.raises(SettingsError, match=re.escape(expected)):
+    with pytest.raises(SettingsError, match=re.escape(expected)) as caught:
         load_settings(environ={name: value}, env_file="/nonexistent/.env")
+    if name == "OFFSITE_RECIPIENT":
+        assert value not in str(caught.value), "a private key put there by mistake would be shown"
 
 
 def test_offsite_needs_a_recipient_and_an_endpoint_without_a_path():
