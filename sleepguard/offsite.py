@@ -99,7 +99,8 @@ def newest_first(names):
 
 
 def chosen_copies(names, at=None):
-    """Our copy names newest first, only those taken at or before `at` (aware) when given."""
+    """Our copy names newest first, only those taken at or before `at` when given (a naive time is local time)."""
+    at = at and at.astimezone(timezone.utc)
     return [name for name, when in newest_first(names) if at is None or when <= at]
 
 
@@ -171,7 +172,7 @@ def copy_plaintext(backup_data, snapshot, pins, restored_pins):
     """The bytes a copy encrypts: the backup document as it is in its file, with its back end, watermark and PINs."""
     document = {"format": COPY_FORMAT, "format_version": COPY_FORMAT_VERSION,
                 "backend_url": url_without_credentials(snapshot.meta.get("backend_url") or ""),
-                "watermark": snapshot.meta.get("watermark") or watermark(snapshot),
+                "watermark": watermark(snapshot),
                 "backup_sha256": hashlib.sha256(backup_data).hexdigest(),
                 "pins": pins, "restored_pins": restored_pins,
                 # The file's text as it is: decrypting gives back exactly the local backup.

@@ -83,8 +83,14 @@ def drain_queue(settings, environ=None):
                 log.info("off-site copy %s uploaded", path.name)
         except (OffsiteError, SettingsError) as exc:
             report.problem = str(exc)
+        except OSError as exc:
+            report.problem = f"the queued copies in {settings.data_dir} cannot be read or updated: " \
+                             f"{exc.strerror or exc}"
         report.waiting = len(queued_copies(settings))
-        write_record(settings, problem=report.problem)
+        try:
+            write_record(settings, problem=report.problem)
+        except OSError as exc:
+            log.warning("could not record the upload's outcome in %s: %s", settings.data_dir, exc.strerror or exc)
         if report.problem:
             log.warning("off-site upload stopped, %d copies wait in order: %s", report.waiting, report.problem)
         return report
@@ -152,6 +158,8 @@ def check_remote(settings, environ=None):
     names = remote.names()
     pointed = _pointed(remote)
     results = []
+    if pointed and pointed[0] not in names:
+        results.append((POINTER_NAME, False, f"names {pointed[0]}, which is not in the store"))
     for name in chosen_copies(names):
         try:
             _contents, snapshot = _open_copy(remote, identity, name)

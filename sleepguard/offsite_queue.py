@@ -62,9 +62,13 @@ def queue_copy(settings, backup_path):
     pins = _readable_pins(lambda: load_pins_file(settings.pins_file), "owner's PIN file")
     restored = _readable_pins(lambda: read_restored_pins(settings.data_dir), "restored PIN file") or {}
     sealed = encrypt(copy_plaintext(data, snapshot, pins, restored), settings.offsite_recipient)
-    folder = ensure_private_dir(queue_dir(settings))
-    path = folder / copy_name(backup_time, new_copy_id())
-    write_atomic(path, sealed)
+    try:
+        path = ensure_private_dir(queue_dir(settings)) / copy_name(backup_time, new_copy_id())
+        write_atomic(path, sealed)
+    except OSError as exc:
+        # write_atomic leaves no partial file: the copy is simply not queued, and the local backup is untouched.
+        raise OffsiteError(f"the off-site copy of {Path(backup_path).name} could not be queued: "
+                           f"{exc.strerror or exc}") from None
     log.info("off-site copy of %s queued as %s", Path(backup_path).name, path.name)
     return path
 

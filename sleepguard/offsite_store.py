@@ -91,10 +91,13 @@ class RemoteStore:
         endpoint = urlsplit(settings.offsite_endpoint_url) if settings.offsite_endpoint_url else None
         self.where = endpoint.netloc if endpoint else AWS_ENDPOINT
         region = values["AWS_REGION"] or values["AWS_DEFAULT_REGION"] or DEFAULT_REGION
-        # Given a region, minio asks the store nothing before the first real call.
-        self._client = minio.Minio(self.where, secure=endpoint is None or endpoint.scheme == "https",
-                                   region=region, credentials=_credentials(minio, values),
-                                   http_client=_http_client(settings))
+        credentials = _credentials(minio, values)
+        try:
+            # Given a region, minio asks the store nothing before the first real call.
+            self._client = minio.Minio(self.where, secure=endpoint is None or endpoint.scheme == "https",
+                                       region=region, credentials=credentials, http_client=_http_client(settings))
+        except ValueError as exc:
+            raise OffsiteError(f"OFFSITE_ENDPOINT_URL is not an address the S3 client accepts: {exc}") from None
 
     def _call(self, what, function, *args, **kwargs):
         """Run one client call, turning every failure into an OffsiteError that names no secret."""
@@ -109,6 +112,9 @@ class RemoteStore:
             # A page from a proxy or a host in front of the store, not S3's XML: its status says enough.
             raise OffsiteError(f"{what}: the off-site store {self.where} answered HTTP {getattr(exc, '_code', '?')} "
                                "with a page that is not S3's") from None
+        except ValueError as exc:
+            # minio checks names itself (bucket names more strictly than S3's own rules).
+            raise OffsiteError(f"{what}: {exc}") from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             reason = type(getattr(exc, "reason", None) or exc).__name__
             raise OffsiteError(f"{what}: cannot reach the off-site store {self.where} ({reason})") from None

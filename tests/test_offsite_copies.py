@@ -264,3 +264,16 @@ def test_without_any_credentials_the_problem_says_what_to_set(data_dir, moto_s3,
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(data_dir / "none"))
     report = drain_queue(offsite_settings(data_dir, moto_s3, recipient))
     assert "no credentials for the off-site store: set AWS_ACCESS_KEY_ID" in report.problem
+
+
+def test_check_remote_reports_a_pointer_naming_a_copy_that_is_gone(data_dir, moto_s3, keys):
+    identity_file, recipient = keys
+    settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file))
+    for path in record_backups(settings, 2):
+        queue_copy(settings, path)
+    drain_queue(settings)
+    newest = copy_names(moto_s3)[0]
+    moto_s3.client().remove_object(moto_s3.bucket, f"{PREFIX}/{newest}")
+    results = check_remote(settings)
+    assert results[0] == (POINTER_NAME, False, f"names {newest}, which is not in the store")
+    assert [ok for _name, ok, _why in results[1:]] == [True]

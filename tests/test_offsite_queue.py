@@ -104,3 +104,12 @@ def test_queueing_and_the_status_keep_the_s3_client_out_of_the_services(settings
     assert result.returncode == 0, result.stderr
     # requests brings urllib3 anyway; the S3 client itself must not be loaded.
     assert not {"minio", "boto3", "botocore"} & set(json.loads(result.stdout))
+
+
+def test_a_copy_that_cannot_be_queued_is_one_line_and_leaves_the_backup_alone(settings, data_dir):
+    path = record_backups(settings, 1)[0]
+    before = path.read_bytes()
+    (data_dir / "offsite_queue").write_text("a file where the queue folder belongs\n")
+    with pytest.raises(OffsiteError, match="could not be queued: Not a directory"):
+        queue_copy(settings, path)
+    assert path.read_bytes() == before and (data_dir / "data_backup.json").read_bytes() == before
