@@ -32,10 +32,12 @@ LOG_NAME = "offsite_uploader.log"
 
 
 def queue_dir(settings):
+    """The private folder where encrypted copies wait for the uploader."""
     return Path(settings.data_dir) / QUEUE_FOLDER
 
 
 def record_path(settings):
+    """The uploader's record of its last run, read by the status."""
     return Path(settings.data_dir) / RECORD_NAME
 
 
@@ -116,6 +118,7 @@ def write_record(settings, uploaded=None, problem=""):
 
 
 def _iso(moment):
+    """An aware time in the Z form every file of ours uses; None stays None."""
     return moment.isoformat(timespec="microseconds").replace("+00:00", "Z") if moment else None
 
 

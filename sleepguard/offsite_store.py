@@ -140,12 +140,6 @@ class RemoteStore:
         found = (self.location.name(item.object_name) for item in objects if not item.is_dir)
         return [name for name in found if name]
 
-    def check_bucket(self):
-        """Raise OffsiteError unless the bucket exists and answers us."""
-        if not self._call("looking for the bucket", self._client.bucket_exists, self.location.bucket):
-            raise OffsiteError(f"the bucket {self.location.bucket} does not exist at {self.where}: create it, "
-                               "or correct OFFSITE_URL")
-
     def put(self, name, data):
         """Write an object whole (S3 shows an object only once all of it arrived); no metadata of ours."""
         self._call(f"uploading {name}", self._client.put_object, self.location.bucket, self.location.key(name),

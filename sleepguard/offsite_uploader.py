@@ -35,6 +35,7 @@ def upload(settings):
 
 
 def main():
+    """Load the settings, log to DATA_DIR/offsite_uploader.log, run once; a bad setting is one logged line."""
     try:
         settings = load_settings()
     except SleepguardError as exc:

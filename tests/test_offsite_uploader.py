@@ -13,6 +13,7 @@ from offsite_helpers import PREFIX, bucket_objects, new_identity, offsite_settin
 from sleepguard.offsite import POINTER_NAME, chosen_copies, parse_pointer
 from sleepguard.offsite_copies import check_remote, fetch_latest
 from sleepguard.offsite_queue import offsite_status, queue_copy, queued_copies
+from sleepguard.offsite_queue import start_uploader as launch_uploader
 
 COPIES = 8
 START_DEADLINE = 15
@@ -82,3 +83,12 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_latest_and_the_next_run
     assert len(names) == COPIES, f"seed {seed}"
     newest = max(backups, key=lambda data: data.count(b"Customer"))
     assert fetch_latest(settings)[0] == newest
+
+
+def test_start_uploader_runs_it_detached_with_the_settings_in_its_environment(data_dir, moto_s3, tmp_path):
+    _identity, recipient = new_identity(tmp_path / "keys")
+    settings = offsite_settings(data_dir, moto_s3, recipient)
+    queue_copy(settings, record_backups(settings, 1)[0])
+    process = launch_uploader(settings, environ=uploader_env(settings, moto_s3.url))
+    assert process.wait(30) == 0, (data_dir / "offsite_uploader.log").read_text()
+    assert queued_copies(settings) == [] and offsite_status(settings)["last_copy"]
