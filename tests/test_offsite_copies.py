@@ -27,6 +27,15 @@ def keys(tmp_path):
     return new_identity(tmp_path / "keys")
 
 
+def uploaded_backups(settings, count):
+    """Record count good backups and upload a copy of each; returns their local paths."""
+    paths = record_backups(settings, count)
+    for path in paths:
+        queue_copy(settings, path)
+    assert drain_queue(settings).waiting == 0
+    return paths
+
+
 def copy_names(s3):
     """Our copies directly under the prefix, newest first."""
     return chosen_copies(key.removeprefix(PREFIX + "/") for key in bucket_objects(s3, PREFIX + "/"))
@@ -110,10 +119,7 @@ def test_fetch_latest_gives_the_newest_copy_its_pins_back_end_and_watermark(data
     identity_file, recipient = keys
     restored_pins = write_pins(data_dir / "restored_pins.json", {SHOP_EMAILS[1]: "731904"})
     settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file))
-    paths = record_backups(settings, 3)
-    for path in paths:
-        queue_copy(settings, path)
-    assert drain_queue(settings).waiting == 0
+    paths = uploaded_backups(settings, 3)
     backup, pins, restored, backend_url, watermark = fetch_latest(settings)
     assert backup == paths[-1].read_bytes()
     assert pins == {} and restored == json.loads(restored_pins.read_text())
@@ -129,10 +135,7 @@ def test_fetch_latest_gives_the_newest_copy_its_pins_back_end_and_watermark(data
 def test_a_damaged_newest_copy_is_never_taken_and_check_remote_says_which_are_good(data_dir, moto_s3, keys):
     identity_file, recipient = keys
     settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file))
-    paths = record_backups(settings, 2)
-    for path in paths:
-        queue_copy(settings, path)
-    drain_queue(settings)
+    paths = uploaded_backups(settings, 2)
     newest = copy_names(moto_s3)[0]
     client = moto_s3.client()
     data = bucket_objects(moto_s3)[f"{PREFIX}/{newest}"][0]
@@ -217,10 +220,7 @@ def test_remote_retention_keeps_what_the_local_history_keeps_and_only_ever_delet
 def test_an_object_that_is_not_the_one_the_pointer_names_is_not_taken_as_the_latest(data_dir, moto_s3, keys):
     identity_file, recipient = keys
     settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file))
-    paths = record_backups(settings, 3)
-    for path in paths:
-        queue_copy(settings, path)
-    drain_queue(settings)
+    paths = uploaded_backups(settings, 3)
     # A whole, valid copy of the oldest backup put where the newest was: it decrypts, but is not what was stored.
     replacement = queue_copy(settings, paths[0]).read_bytes()
     moto_s3.client().put_object(moto_s3.bucket, f"{PREFIX}/{copy_names(moto_s3)[0]}", io.BytesIO(replacement),
@@ -269,9 +269,7 @@ def test_without_any_credentials_the_problem_says_what_to_set(data_dir, moto_s3,
 def test_check_remote_reports_a_pointer_naming_a_copy_that_is_gone(data_dir, moto_s3, keys):
     identity_file, recipient = keys
     settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file))
-    for path in record_backups(settings, 2):
-        queue_copy(settings, path)
-    drain_queue(settings)
+    uploaded_backups(settings, 2)
     newest = copy_names(moto_s3)[0]
     moto_s3.client().remove_object(moto_s3.bucket, f"{PREFIX}/{newest}")
     results = check_remote(settings)
