@@ -47,3 +47,7 @@ class PinFileError(SleepguardError):
 
 class RestoreError(SleepguardError):
     """A restore could not be planned or carried out."""
+
+
+class OffsiteError(SleepguardError):
+    """The off-site store, its settings, the age keys or a remote copy are not usable."""

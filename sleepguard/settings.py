@@ -3,6 +3,7 @@
 import io
 import ipaddress
 import os
+import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -130,6 +131,12 @@ SETTINGS = {
     "LOG_MAX_BYTES": ("1048576", lambda n, r: _count(n, r, 1024), "size at which a log file is rotated"),
     "LOG_BACKUP_COUNT": ("3", lambda n, r: _count(n, r, 1), "rotated log files kept per service"),
     "LOG_LEVEL": ("INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR"), fold=str.upper), "log detail"),
+    # The off-site parsers are defined at the end of this file: the lambdas look them up when called.
+    "OFFSITE_URL": ("", lambda n, r: _s3_url(n, r), "off-site copies: s3://bucket/prefix (empty: none)"),
+    "OFFSITE_ENDPOINT_URL": ("", _url, "off-site: the S3-compatible store's URL (B2, R2, MinIO...; empty: AWS)"),
+    "OFFSITE_RECIPIENT": ("", lambda n, r: _age_recipient(n, r), "off-site: the owner's age1... public key"),
+    "OFFSITE_IDENTITY_FILE": ("", lambda n, r: _identity_file(n, r), "off-site: age identity file to read copies (0600)"),
+    "OFFSITE_MAX_BEHIND": ("3", lambda n, r: _count(n, r, 1), "off-site: this many copies waiting is a WARNING"),
 }
 
 # Loops faster than this hammer a host: allowed only against a back end on this machine (the demo, the tests).
@@ -166,6 +173,11 @@ class Settings:
     log_max_bytes: int
     log_backup_count: int
     log_level: str
+    offsite_url: str
+    offsite_endpoint_url: str
+    offsite_recipient: str
+    offsite_identity_file: str
+    offsite_max_behind: int
 
     def __repr__(self):
         # The token is a secret: keep it out of any log line or traceback that prints settings.
@@ -264,3 +276,34 @@ def require_backend(settings):
     if not settings.backend_url:
         raise SettingsError("BACKEND_URL is not set: put e.g. BACKEND_URL=https://babs10.onrender.com in .env "
                             "(see .env.example), or try the bundled demo with: python3 start_all_super_services.py --demo")
+
+
+# S3's bucket naming rules: 3-63 lower-case letters, digits, dots and hyphens, a letter or digit at each end.
+_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+# An age X25519 recipient: "age1" and 58 bech32 characters.
+_AGE_RECIPIENT = re.compile(r"^age1[02-9ac-hj-np-z]{58}$")
+
+
+def _s3_url(name, raw):
+    if raw == "":
+        return ""
+    parsed = urlparse(raw)
+    if parsed.scheme != "s3" or not _BUCKET.match(parsed.netloc or "") or parsed.query or parsed.fragment:
+        raise SettingsError(f"{name} must be s3://bucket/prefix with an S3 bucket name (3-63 lower-case letters, "
+                            f"digits, dots, hyphens), got {raw!r}")
+    return f"s3://{parsed.netloc}/{parsed.path.strip('/')}".rstrip("/")
+
+
+def _age_recipient(name, raw):
+    if raw and not _AGE_RECIPIENT.match(raw):
+        # The value is not repeated: a private key (AGE-SECRET-KEY-...) put here by mistake must not be shown.
+        raise SettingsError(f"{name} must be an age public key (age1 and 58 more characters, as age-keygen or "
+                            "manual_backup.py --offsite-keygen prints it); the value given is not one")
+    return raw
+
+
+def _identity_file(name, raw):
+    # Read (and checked for 0600) only where it is used; a folder is refused here, in one line.
+    if raw and Path(raw).expanduser().is_dir():
+        raise SettingsError(f"{name} must be an age identity file, but {raw} is a folder")
+    return raw

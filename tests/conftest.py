@@ -129,3 +129,44 @@ def sleeper():
     yield process
     process.kill()
     process.wait()
+
+
+# --- off-site copies: moto's S3 server as its own process on loopback ---
+
+from offsite_helpers import MOTO_KEY_ID, MOTO_SECRET, MotoBucket, MotoServer  # noqa: E402
+
+
+@pytest.fixture
+def start_moto():
+    """Factory: start_moto() starts a moto S3 server (env= for its settings); all are stopped afterwards."""
+    started = []
+
+    def start(env=None):
+        server = MotoServer(env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def moto_server():
+    """One moto S3 server per test worker (it takes over a second to start); each test gets its own bucket."""
+    server = MotoServer()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def moto_s3(moto_server, monkeypatch):
+    """A new empty bucket on the moto server, and our test credentials in the environment."""
+    import uuid
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_SHARED_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", MOTO_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", MOTO_SECRET)
+    bucket = f"shop-copies-{uuid.uuid4().hex[:12]}"
+    moto_server.client().make_bucket(bucket)
+    return MotoBucket(moto_server, bucket)

@@ -62,6 +62,11 @@ WRONG = {
     "LOG_MAX_BYTES": ("1e6", {}, "LOG_MAX_BYTES must be a whole number of at least 1024"),
     "LOG_BACKUP_COUNT": ("0", {}, "LOG_BACKUP_COUNT must be a whole number of at least 1"),
     "LOG_LEVEL": ("verbose", {}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
+    "OFFSITE_URL": ("https://shop-copies/x", {}, "OFFSITE_URL must be s3://bucket/prefix"),
+    "OFFSITE_ENDPOINT_URL": ("minio:9000", {}, "OFFSITE_ENDPOINT_URL must be an http:// or https:// URL"),
+    "OFFSITE_RECIPIENT": ("AGE-SECRET-KEY-1QQQQ", {}, "OFFSITE_RECIPIENT must be an age public key"),
+    "OFFSITE_IDENTITY_FILE": ("<a folder>", {}, "OFFSITE_IDENTITY_FILE must be an age identity file"),
+    "OFFSITE_MAX_BEHIND": ("0", {}, "OFFSITE_MAX_BEHIND must be a whole number of at least 1"),
 }
 
 
