@@ -47,3 +47,7 @@ class PinFileError(SleepguardError):
 
 class RestoreError(SleepguardError):
     """A restore could not be planned or carried out."""
+
+
+class AlertError(SleepguardError):
+    """The alert outbox cannot be read or written, or an alert is malformed."""

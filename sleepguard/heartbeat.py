@@ -1,0 +1,113 @@
+"""A dead man's switch (healthchecks.io protocol): pings only while PROTECTED, so silence itself is an alarm.
+
+A service calls ``beat(settings, verdict)`` every check. ``verdict`` is anything with ``code``
+(monitoring-plugin exit code, 0 = PROTECTED) and ``reasons`` (lines for the owner). While
+PROTECTED: a success ping to HEARTBEAT_URL at most every HEARTBEAT_INTERVAL. Once the verdict
+has been anything else for ALERT_AFTER checks in a row: ``HEARTBEAT_URL/fail`` with the reasons
+as body (counts and kinds only, at most 10 kB), again at most every HEARTBEAT_INTERVAL. When
+the watcher dies the pings stop and healthchecks.io tells the owner. A ping that fails is a
+warning in the log and is tried again next check; it never raises into the caller's loop.
+"""
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from .atomicfile import write_json_atomic
+from .masking import describe_url, scrub, settings_secrets
+
+log = logging.getLogger(__name__)
+
+STATE_NAME = "heartbeat.json"
+PROTECTED = 0
+VERDICT_NAMES = {0: "PROTECTED", 1: "WARNING", 2: "NOT PROTECTED", 3: "UNKNOWN"}
+# healthchecks.io: a ping should finish within 10 s; a few retries ride out a timeout or a 5xx.
+TIMEOUT = 10.0
+RETRIES = 3
+RETRY_BACKOFF = 0.5
+# healthchecks.io keeps the first 10 kB of a ping's body.
+MAX_BODY_BYTES = 10_000
+FAIL_PATH = "/fail"
+
+
+def _read_state(path):
+    try:
+        state = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        # A missing or damaged file only costs one early ping.
+        return {}
+    return state if isinstance(state, dict) else {}
+
+
+def fail_body(settings, verdict):
+    """The /fail body: the verdict and its reasons, no secret, no e-mail address, at most MAX_BODY_BYTES."""
+    name = VERDICT_NAMES.get(verdict.code, f"exit code {verdict.code}")
+    lines = [f"sleepguard: {name}", *(f"- {reason}" for reason in verdict.reasons)]
+    body = scrub("\n".join(lines), settings_secrets(settings), emails="drop").encode("utf-8")
+    return body[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
+
+
+def _session():
+    retry = Retry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, other=0,
+                  backoff_factor=RETRY_BACKOFF, status_forcelist=range(500, 600),
+                  # A ping is safe to repeat: healthchecks.io counts the last one.
+                  allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
+                  respect_retry_after_header=False)
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    return session
+
+
+def ping(settings, body=None):
+    """One ping: success without body, /fail with it. True when the receiver took it; never raises."""
+    label = describe_url(settings.heartbeat_url)
+    url = settings.heartbeat_url + (FAIL_PATH if body is not None else "")
+    try:
+        with _session() as session:
+            if body is None:
+                answer = session.get(url, timeout=TIMEOUT)
+            else:
+                answer = session.post(url, data=body.encode("utf-8"), timeout=TIMEOUT,
+                                      headers={"Content-Type": "text/plain; charset=utf-8"})
+    except requests.RequestException as exc:
+        # The exception names the URL: say only what kind of failure it was.
+        log.warning("heartbeat %s%s failed: %s", label, " /fail" if body is not None else "", type(exc).__name__)
+        return False
+    if answer.status_code >= 400:
+        log.warning("heartbeat %s%s answered %d", label, " /fail" if body is not None else "", answer.status_code)
+        return False
+    return True
+
+
+def beat(settings, verdict, now=None):
+    """One check's heartbeat; returns what it did: off, ping, fail, quiet, waiting or failed."""
+    if not settings.heartbeat_url:
+        return "off"
+    now = time.time() if now is None else now
+    path = Path(settings.data_dir) / STATE_NAME
+    state = _read_state(path)
+    protected = verdict.code == PROTECTED
+    state["streak"] = 0 if protected else int(state.get("streak", 0)) + 1
+    kind = "ok" if protected else "fail"
+    if not protected and state["streak"] < settings.alert_after:
+        # Not PROTECTED, so no success ping; not yet held long enough for /fail: a blip stays silent.
+        action = "waiting"
+    elif state.get("last_kind") == kind and now - float(state.get("last_at", 0)) < settings.heartbeat_interval:
+        action = "quiet"
+    elif ping(settings, None if protected else fail_body(settings, verdict)):
+        state.update(last_kind=kind, last_at=now)
+        action = "ping" if protected else "fail"
+    else:
+        action = "failed"
+    try:
+        write_json_atomic(path, state)
+    except OSError as exc:
+        log.warning("heartbeat state not saved (%s): the next check may ping early", exc)
+    return action
