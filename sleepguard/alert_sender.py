@@ -88,7 +88,9 @@ def load_targets(settings):
         config = apprise.AppriseConfig()
         if not config.add(settings.alert_config):
             log.warning("ALERT_CONFIG %s could not be read as an apprise config file", settings.alert_config)
-        for service in config.servers():
+        # 2.x calls it services(); 1.9 servers().
+        listed = config.services() if hasattr(config, "services") else config.servers()
+        for service in listed:
             # The full URL (with its secrets) identifies the entry; it is only ever hashed or masked.
             targets.append(_target(service.url(), service))
     return targets
