@@ -182,9 +182,13 @@ class HttpReceiver:
             return []
         return [json.loads(line) for line in lines if line.strip()]
 
-    def notifications(self):
-        """The bodies apprise's json:// posted, parsed: dicts with title, message, type."""
-        return [json.loads(request["body"]) for request in self.received() if request["method"] == "POST"]
+    def notifications(self, answered_only=True):
+        """The bodies apprise's json:// posted, parsed: dicts with title, message, type.
+
+        By default only those the sender heard answered; answered_only=False adds those it hung up on.
+        """
+        return [json.loads(request["body"]) for request in self.received()
+                if request["method"] == "POST" and (request["answered"] or not answered_only)]
 
 
 @pytest.fixture

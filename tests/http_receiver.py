@@ -2,14 +2,18 @@
 
     python3 tests/http_receiver.py --port PORT --record FILE
 
-Each request is appended to FILE as one JSON line {"method", "path", "body"} *before* it is
-answered, so a test sees what arrived even when the sender died waiting for the answer. It
-answers with the status set by ``POST /_control {"status": 503, "delay": 0.5}`` (default 200,
-no delay); /_control requests are not recorded. Prints "ready" once it listens. Standard library only.
+Each request is appended to FILE as one JSON line {"method", "path", "body", "answered"} once
+it is done: answered is false when the client hung up during the delay, before it could hear
+the answer (a sender killed mid-send), so a test can tell what the sender could have known
+was delivered from what merely arrived. It answers with the status set by
+``POST /_control {"status": 503, "delay": 0.5}`` (default 200, no delay); /_control requests
+are not recorded. Prints "ready" once it listens. Standard library only.
 """
 
 import argparse
 import json
+import select
+import socket
 import sys
 import threading
 import time
@@ -45,17 +49,33 @@ class Handler(BaseHTTPRequestHandler):
             server.status = int(settings.get("status", server.status))
             server.delay = float(settings.get("delay", server.delay))
             status, delay = 200, 0.0
+            time.sleep(delay)
         else:
-            with server.lock, open(server.record, "a", encoding="utf-8") as record:
-                record.write(json.dumps({"method": self.command, "path": self.path, "body": body}) + "\n")
             status, delay = server.status, server.delay
-        time.sleep(delay)
+            time.sleep(delay)
+            answered = not self._client_gone()
+            with server.lock, open(server.record, "a", encoding="utf-8") as record:
+                record.write(json.dumps({"method": self.command, "path": self.path, "body": body,
+                                         "answered": answered}) + "\n")
+            if not answered:
+                self.close_connection = True
+                return
         answer = b"OK" if status < 400 else b"error"
         self.send_response(status)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
         self.wfile.write(answer)
+
+    def _client_gone(self):
+        """True when the client closed its end: it sends nothing while it waits, so readable means EOF."""
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        if not readable:
+            return False
+        try:
+            return self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
 
     do_GET = do_POST = do_HEAD = do_PUT = _handle
 

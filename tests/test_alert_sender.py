@@ -153,9 +153,12 @@ def test_kill_9_of_the_sender_loses_nothing_and_duplicates_at_most_one_per_kill(
     receiver.answer(delay=0)
     assert kills >= 3, "the sender finished before it could be killed: slow the receiver down"
     assert send_until_empty(settings, env)
-    got = [n["message"].split("\n")[0] for n in receiver.notifications()]
-    assert sorted(set(got)) == [f"Event {i:02d}" for i in range(events)]  # nothing lost
-    assert len(got) - events <= kills, got
+    # Nothing lost: each event reached the receiver in a send the sender saw answered. A kill while the
+    # receiver is still answering leaves an unanswered copy: the one duplicate per kill it may cost.
+    answered = [n["message"].split("\n")[0] for n in receiver.notifications()]
+    arrived = [n["message"].split("\n")[0] for n in receiver.notifications(answered_only=False)]
+    assert sorted(set(answered)) == [f"Event {i:02d}" for i in range(events)]
+    assert len(arrived) - events <= kills, arrived
 
 
 def test_one_sender_at_a_time(data_dir, receiver):
