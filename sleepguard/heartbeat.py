@@ -15,8 +15,6 @@ import time
 from pathlib import Path
 
 import requests
-from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from .atomicfile import write_json_atomic
 from .masking import describe_url, scrub, settings_secrets
@@ -52,36 +50,39 @@ def fail_body(settings, verdict):
     return body[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
 
 
-def _session():
-    retry = Retry(total=RETRIES, connect=RETRIES, read=RETRIES, status=RETRIES, other=0,
-                  backoff_factor=RETRY_BACKOFF, status_forcelist=range(500, 600),
-                  # A ping is safe to repeat: healthchecks.io counts the last one.
-                  allowed_methods=frozenset({"GET", "POST"}), raise_on_status=False,
-                  respect_retry_after_header=False)
-    session = requests.Session()
-    adapter = HTTPAdapter(max_retries=retry)
-    session.mount("http://", adapter)
-    session.mount("https://", adapter)
-    return session
+def _send(url, body):
+    """One request, retried by hand on a timeout, a refused connection or a 5xx (urllib3's own retries
+    would log the URL, whose path is the check's secret); the last answer or error decides."""
+    for attempt in range(RETRIES + 1):
+        if attempt:
+            time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
+        try:
+            if body is None:
+                answer = requests.get(url, timeout=TIMEOUT)
+            else:
+                answer = requests.post(url, data=body.encode("utf-8"), timeout=TIMEOUT,
+                                       headers={"Content-Type": "text/plain; charset=utf-8"})
+        except (requests.Timeout, requests.ConnectionError) as exc:
+            error, answer = exc, None
+            continue
+        if answer.status_code < 500:
+            break
+    if answer is None:
+        raise error
+    return answer
 
 
 def ping(settings, body=None):
     """One ping: success without body, /fail with it. True when the receiver took it; never raises."""
-    label = describe_url(settings.heartbeat_url)
-    url = settings.heartbeat_url + (FAIL_PATH if body is not None else "")
+    what = describe_url(settings.heartbeat_url) + (" /fail" if body is not None else "")
     try:
-        with _session() as session:
-            if body is None:
-                answer = session.get(url, timeout=TIMEOUT)
-            else:
-                answer = session.post(url, data=body.encode("utf-8"), timeout=TIMEOUT,
-                                      headers={"Content-Type": "text/plain; charset=utf-8"})
+        answer = _send(settings.heartbeat_url + (FAIL_PATH if body is not None else ""), body)
     except requests.RequestException as exc:
         # The exception names the URL: say only what kind of failure it was.
-        log.warning("heartbeat %s%s failed: %s", label, " /fail" if body is not None else "", type(exc).__name__)
+        log.warning("heartbeat %s failed: %s", what, type(exc).__name__)
         return False
     if answer.status_code >= 400:
-        log.warning("heartbeat %s%s answered %d", label, " /fail" if body is not None else "", answer.status_code)
+        log.warning("heartbeat %s answered %d", what, answer.status_code)
         return False
     return True
 

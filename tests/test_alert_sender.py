@@ -8,6 +8,7 @@ import sys
 import time
 
 from helpers import PROJECT_DIR, command_env, free_port, make_settings
+from service_helpers import wait_until
 from sleepguard import alerts
 from sleepguard.alert_sender import test_alert as send_test_alert
 from sleepguard.masking import describe_url
@@ -28,18 +29,9 @@ def run_sender(env, timeout=DEADLINE):
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
 
 
-def wait_for(done, seconds=DEADLINE, poll=0.05):
-    deadline = time.monotonic() + seconds
-    while not done():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(poll)
-    return True
-
-
-def checks_until(settings, conditions, done, seconds=DEADLINE, pace=0.05):
-    """Call observe every pace seconds, as a service's loop would, until done() (False at the deadline)."""
-    return wait_for(lambda: alerts.observe(settings, conditions) is None or done(), seconds, pace)
+def checks_until(settings, conditions, done, what):
+    """Call observe at every poll, as a service's loop would, until done(); fail with what at the deadline."""
+    return wait_until(lambda: alerts.observe(settings, conditions) is None or done(), DEADLINE, what)
 
 
 def send_until_empty(settings, env, rounds=40):
@@ -59,9 +51,9 @@ def test_one_message_per_event_with_the_right_words_and_nothing_secret(data_dir,
         monkeypatch.setenv(name, value)
     problem = ("restore_failing", "critical", "The restore fails for Ama@gmail.com (PIN 4821): disk full")
     # The service's loop: observe every check; observe itself starts the sender once the batch is due.
-    assert checks_until(settings, [problem], lambda: receiver.notifications())
-    assert checks_until(settings, [], lambda: len(receiver.notifications()) >= 2
-                        and not alerts.read_outbox(settings)["messages"])
+    checks_until(settings, [problem], receiver.notifications, "the alert")
+    checks_until(settings, [], lambda: len(receiver.notifications()) >= 2 and not alerts.read_outbox(settings)["messages"],
+                 "the all-clear, and an empty outbox")
     first, second = receiver.notifications()
     assert first["title"] == "sleepguard: problem" and first["type"] == "failure"
     assert first["message"].startswith("The restore fails for A***a@gmail.com (PIN ***): disk full")
