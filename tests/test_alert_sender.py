@@ -217,3 +217,18 @@ def test_the_sender_is_bounded_by_alert_timeout(data_dir, receiver):
     (message,) = alerts.read_outbox(settings)["messages"]
     (record,) = message["deliveries"].values()
     assert record["delivered"] is None and record["attempts"] == 1 and "timeout" in record["error"]
+
+
+def test_observe_starts_the_sender_and_does_not_wait_for_it(data_dir, receiver, monkeypatch):
+    settings, env = settings_and_env(data_dir, [receiver.apprise_url], ALERT_AFTER=1, ALERT_BATCH_SECONDS=0.01)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    receiver.answer(delay=2)  # within ALERT_TIMEOUT and apprise's own 4 s read timeout
+    alerts.announce(settings, "info", "Slow to deliver", now=time.time() - 5, send=False)
+    alerts.observe(settings, [])  # nothing new this check, but a message is due: observe starts the sender
+    sender = alerts._sender
+    # observe came back while its sender still waits on the slow receiver: the loop goes on meanwhile.
+    assert sender is not None and sender.poll() is None
+    assert alerts.start_sender(settings) is None  # one sender at a time
+    assert sender.wait(30) == 0
+    assert [n["message"].split("\n")[0] for n in receiver.notifications()] == ["Slow to deliver"]
