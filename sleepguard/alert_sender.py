@@ -115,7 +115,8 @@ def send_one(target, title, body, severity, settings):
         result = one.notify(body=body, title=title, notify_type=NOTIFY_TYPES[severity],
                             body_format=apprise.NotifyFormat.TEXT, timeout=settings.alert_timeout)
     except Exception as exc:  # noqa: BLE001 - a plugin's own bug must not stop the other URLs
-        return False, scrub(f"apprise failed: {type(exc).__name__}: {exc}", (*target.secrets, *settings_secrets(settings)))
+        why = f"apprise failed: {type(exc).__name__}: {exc}"
+        return False, scrub(why, (*target.secrets, *settings_secrets(settings)))
     # 2.x answers per URL; this Apprise holds one, so its one result is this URL's.
     if result and all(bool(service_result) for service_result in result):
         return True, ""

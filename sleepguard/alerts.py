@@ -214,7 +214,8 @@ def message_text(message):
 
 def retry_pause(settings, attempts):
     """Seconds to wait after the attempts-th failed try: ALERT_RETRY_SECONDS doubling, at most an hour."""
-    return min(settings.alert_retry_seconds * 2 ** max(attempts - 1, 0), max(MAX_RETRY_PAUSE, settings.alert_retry_seconds))
+    cap = max(MAX_RETRY_PAUSE, settings.alert_retry_seconds)
+    return min(settings.alert_retry_seconds * 2 ** max(attempts - 1, 0), cap)
 
 
 def _complete(message):

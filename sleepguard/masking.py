@@ -21,7 +21,7 @@ HIDDEN = "***"
 
 
 def mask_email(address):
-    """A***a@gmail.com for Ama-Sofia@gmail.com: enough for the owner to know who, not enough to write to."""
+    """A***a@example.com for Ama-Sofia@example.com: enough for the owner to know who, not enough to write to."""
     local, _, domain = address.rpartition("@")
     if not local:
         return HIDDEN

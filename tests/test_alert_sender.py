@@ -49,18 +49,18 @@ def test_one_message_per_event_with_the_right_words_and_nothing_secret(data_dir,
     # start_sender passes the service's own environment on, as the launcher set it.
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    problem = ("restore_failing", "critical", "The restore fails for Ama@gmail.com (PIN 4821): disk full")
+    problem = ("restore_failing", "critical", "The restore fails for Ama@example.com (PIN 4821): disk full")
     # The service's loop: observe every check; observe itself starts the sender once the batch is due.
     checks_until(settings, [problem], receiver.notifications, "the alert")
-    checks_until(settings, [], lambda: len(receiver.notifications()) >= 2 and not alerts.read_outbox(settings)["messages"],
-                 "the all-clear, and an empty outbox")
+    checks_until(settings, [], lambda: len(receiver.notifications()) >= 2
+                 and not alerts.read_outbox(settings)["messages"], "the all-clear, and an empty outbox")
     first, second = receiver.notifications()
     assert first["title"] == "sleepguard: problem" and first["type"] == "failure"
-    assert first["message"].startswith("The restore fails for A***a@gmail.com (PIN ***): disk full")
+    assert first["message"].startswith("The restore fails for A***a@example.com (PIN ***): disk full")
     assert second["title"] == "sleepguard: fine again" and second["type"] == "success"
     assert "Fine again: The restore fails" in second["message"]
     everything = str(receiver.received())
-    assert "Ama@gmail.com" not in everything and "4821" not in everything
+    assert "Ama@example.com" not in everything and "4821" not in everything
 
 
 def test_a_blip_sends_nothing(data_dir, receiver, monkeypatch):

@@ -79,15 +79,15 @@ def test_nothing_secret_or_personal_reaches_the_outbox(data_dir):
     settings = make_settings(data_dir, "http://shop:S3cretPW@127.0.0.1:9", ALERT_URLS=f"{URL_A} {URL_B}",
                              ALERT_AFTER=1, BACKEND_MODE="snapshot", API_TOKEN="tok-5e1f-canary",
                              HEARTBEAT_URL="https://hc-ping.com/0b7c1f52-3d2a-4c11-9e0f-6a1b2c3d4e5f")
-    nasty = ("Restore failed for Ama-Sofia@gmail.com (PIN: 482193) at http://shop:S3cretPW@127.0.0.1:9/api, "
+    nasty = ("Restore failed for Ama-Sofia@example.com (PIN: 482193) at http://shop:S3cretPW@127.0.0.1:9/api, "
              "token tok-5e1f-canary, topic mysecrettopic42, ping 0b7c1f52-3d2a-4c11-9e0f-6a1b2c3d4e5f")
     alerts.observe(settings, [("restore_failing", "critical", nasty)], now=T0, send=False)
     alerts.announce(settings, "warning", "owner7@example.com needs a new PIN 7731", now=T0 + 1, send=False)
     raw = (data_dir / alerts.OUTBOX_NAME).read_text()
-    for secret in ("Ama-Sofia@gmail.com", "482193", "S3cretPW", "tok-5e1f-canary", "mysecrettopic42",
+    for secret in ("Ama-Sofia@example.com", "482193", "S3cretPW", "tok-5e1f-canary", "mysecrettopic42",
                    "0b7c1f52-3d2a-4c11-9e0f-6a1b2c3d4e5f", "owner7@example.com", "7731"):
         assert secret not in raw, secret
-    assert "A***a@gmail.com" in raw and "o***7@example.com" in raw
+    assert "A***a@example.com" in raw and "o***7@example.com" in raw
 
 
 def test_the_outbox_is_private_and_survives_a_restart(data_dir):
@@ -151,7 +151,8 @@ def test_a_bad_alert_url_is_named_by_its_place_never_shown():
 
 
 @pytest.mark.parametrize("address, masked", [
-    ("Ama@gmail.com", "A***a@gmail.com"), ("a@example.com", "a***@example.com"), ("Bo@shop.example.com", "B***o@shop.example.com"),
+    ("Ama@example.com", "A***a@example.com"), ("a@example.com", "a***@example.com"),
+    ("Bo@shop.example.com", "B***o@shop.example.com"),
 ])
 def test_masked_addresses(address, masked):
     assert masking.mask_email(address) == masked
