@@ -21,13 +21,15 @@ from .atomicfile import PRIVATE_FILE_MODE
 from .exceptions import SleepguardError
 from .flocks import try_flock
 from .logsetup import setup_service_logging
-from .masking import describe_url, scrub, settings_secrets, url_key, url_secrets
+from .masking import describe_url, guard_logger, scrub, settings_secrets, url_key, url_secrets
 from .settings import load_settings
 
 log = logging.getLogger(__name__)
 
 # At DEBUG apprise logs whole URLs and urllib3 the paths they post to, tokens included.
 QUIET_LOGGERS = ("apprise", "urllib3")
+# Even at WARNING apprise quotes a URL it refuses, and urllib3 the path it retries.
+SCRUBBED_LOGGERS = ("apprise", "urllib3.connectionpool")
 NOTIFY_TYPES = {"fine": apprise.NotifyType.SUCCESS, "info": apprise.NotifyType.INFO,
                 "warning": apprise.NotifyType.WARNING, "critical": apprise.NotifyType.FAILURE}
 TEST_TITLE = "sleepguard: test alert"
@@ -53,27 +55,14 @@ class TestResult:
     reason: str
 
 
-class _ScrubFilter(logging.Filter):
-    """Rewrites apprise's own log lines through masking.scrub: even at ERROR it quotes the URL it refused."""
-
-    def __init__(self, secrets):
-        super().__init__()
-        self.secrets = tuple(secrets)
-
-    def filter(self, record):
-        record.msg, record.args = scrub(record.getMessage(), self.secrets), None
-        return True
-
-
 def quiet_apprise(settings):
     """Keep apprise's and urllib3's loggers at WARNING or above whatever LOG_LEVEL says, and scrub what they say."""
     for name in QUIET_LOGGERS:
         logger = logging.getLogger(name)
         if logger.level < logging.WARNING:
             logger.setLevel(logging.WARNING)
-        for old in [f for f in logger.filters if isinstance(f, _ScrubFilter)]:
-            logger.removeFilter(old)
-        logger.addFilter(_ScrubFilter(settings_secrets(settings)))
+    for name in SCRUBBED_LOGGERS:
+        guard_logger(name, settings_secrets(settings))
 
 
 def _target(url, service):

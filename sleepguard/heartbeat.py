@@ -17,7 +17,7 @@ from pathlib import Path
 import requests
 
 from .atomicfile import write_json_atomic
-from .masking import describe_url, scrub, settings_secrets
+from .masking import describe_url, guard_logger, scrub, settings_secrets
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,8 @@ RETRY_BACKOFF = 0.5
 # healthchecks.io keeps the first 10 kB of a ping's body.
 MAX_BODY_BYTES = 10_000
 FAIL_PATH = "/fail"
+# At DEBUG urllib3 logs each request's path, and a ping URL's path is the check's secret.
+URLLIB3_LOGGER = "urllib3.connectionpool"
 
 
 def _read_state(path):
@@ -75,6 +77,7 @@ def _send(url, body):
 def ping(settings, body=None):
     """One ping: success without body, /fail with it. True when the receiver took it; never raises."""
     what = describe_url(settings.heartbeat_url) + (" /fail" if body is not None else "")
+    guard_logger(URLLIB3_LOGGER, settings_secrets(settings))
     try:
         answer = _send(settings.heartbeat_url + (FAIL_PATH if body is not None else ""), body)
     except requests.RequestException as exc:

@@ -1,6 +1,7 @@
 """What may leave the machine in an alert or a heartbeat: masked e-mails, URL labels, no secret."""
 
 import hashlib
+import logging
 import re
 from urllib.parse import urlsplit
 
@@ -100,3 +101,26 @@ def scrub(text, secrets=(), emails="mask"):
     if emails == "drop":
         return ANY_EMAIL.sub("a user", text)
     return EMAIL.sub(lambda match: mask_email(match.group(0)), text)
+
+
+class ScrubFilter(logging.Filter):
+    """Passes a logger's lines through scrub(): for libraries that quote the URLs they call (apprise, urllib3)."""
+
+    def __init__(self, secrets):
+        super().__init__()
+        self.secrets = tuple(secrets)
+
+    def filter(self, record):
+        record.msg, record.args = scrub(record.getMessage(), self.secrets), None
+        return True
+
+
+def guard_logger(name, secrets):
+    """Put one ScrubFilter with these secrets on the named logger (replacing an earlier one).
+
+    A logger's filter sees only the lines logged to that very logger, so name the one that logs.
+    """
+    logger = logging.getLogger(name)
+    for old in [f for f in logger.filters if isinstance(f, ScrubFilter)]:
+        logger.removeFilter(old)
+    logger.addFilter(ScrubFilter(secrets))

@@ -101,3 +101,10 @@ def test_nobody_listening_is_a_warning(data_dir, caplog):
 def test_no_heartbeat_url_no_heartbeat(data_dir):
     assert heartbeat.beat(make_settings(data_dir), PROTECTED) == "off"
     assert not (data_dir / heartbeat.STATE_NAME).exists()
+
+
+def test_the_check_id_stays_out_of_the_log_even_at_debug(data_dir, receiver, caplog):
+    settings = settings_for(data_dir, f"{receiver.url}/{CHECK_ID}")
+    caplog.set_level(logging.DEBUG)
+    assert heartbeat.beat(settings, PROTECTED, now=T0) == "ping"
+    assert "GET /***" in caplog.text and CHECK_ID not in caplog.text
