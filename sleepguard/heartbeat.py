@@ -1,7 +1,8 @@
 """A dead man's switch (healthchecks.io protocol): pings only while PROTECTED, so silence itself is an alarm.
 
 A service calls ``beat(settings, verdict)`` every check. ``verdict`` is anything with ``code``
-(monitoring-plugin exit code, 0 = PROTECTED) and ``reasons`` (lines for the owner). While
+(monitoring-plugin exit code, 0 = PROTECTED) and ``reasons``: lines of text, or verdict.Reason-like
+objects (``kind`` and ``facts``), of which only the kind and the numbers go out. While
 PROTECTED: a success ping to HEARTBEAT_URL at most every HEARTBEAT_INTERVAL. Once the verdict
 has been anything else for ALERT_AFTER checks in a row: ``HEARTBEAT_URL/fail`` with the reasons
 as body (counts and kinds only, at most 10 kB), again at most every HEARTBEAT_INTERVAL. When
@@ -44,10 +45,27 @@ def _read_state(path):
     return state if isinstance(state, dict) else {}
 
 
+def _reason_line(reason):
+    """A reason as kind and counts: a line of text as it is, a verdict.Reason as its kind and figures.
+
+    Of a Reason's facts only numbers and the sizes of lists go out, never a "why" or a name.
+    """
+    if isinstance(reason, str):
+        return reason
+    counts = []
+    for name, value in getattr(reason, "facts", {}).items():
+        if isinstance(value, (list, tuple, set, dict)):
+            counts.append(f"{name}: {len(value)}")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            counts.append(f"{name}: {value:g}")
+    kind = getattr(reason, "kind", "problem")
+    return f"{kind} ({', '.join(counts)})" if counts else kind
+
+
 def fail_body(settings, verdict):
     """The /fail body: the verdict and its reasons, no secret, no e-mail address, at most MAX_BODY_BYTES."""
     name = VERDICT_NAMES.get(verdict.code, f"exit code {verdict.code}")
-    lines = [f"sleepguard: {name}", *(f"- {reason}" for reason in verdict.reasons)]
+    lines = [f"sleepguard: {name}", *(f"- {_reason_line(reason)}" for reason in verdict.reasons)]
     body = scrub("\n".join(lines), settings_secrets(settings), emails="drop").encode("utf-8")
     return body[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
 

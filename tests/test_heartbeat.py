@@ -22,7 +22,7 @@ DOWN = Verdict(2, ["The back end does not answer: python3 keep_alive_super_aggre
 
 
 def settings_for(data_dir, url, **overrides):
-    return make_settings(data_dir, HEARTBEAT_URL=url, ALERT_AFTER=3, HEARTBEAT_INTERVAL=300, **overrides)
+    return make_settings(data_dir, **{"HEARTBEAT_URL": url, "ALERT_AFTER": 3, "HEARTBEAT_INTERVAL": 300, **overrides})
 
 
 def paths(receiver):
@@ -108,3 +108,22 @@ def test_the_check_id_stays_out_of_the_log_even_at_debug(data_dir, receiver, cap
     caplog.set_level(logging.DEBUG)
     assert heartbeat.beat(settings, PROTECTED, now=T0) == "ping"
     assert "GET /***" in caplog.text and CHECK_ID not in caplog.text
+
+
+@dataclass(frozen=True)
+class Reason:
+    """Shaped like verdict.Reason: a severity, a kind and the figures to say it."""
+
+    severity: int
+    kind: str
+    facts: dict = field(default_factory=dict)
+
+
+def test_structured_reasons_go_out_as_kinds_and_counts_only(data_dir, receiver):
+    settings = settings_for(data_dir, f"{receiver.url}/{CHECK_ID}", ALERT_AFTER=1)
+    verdict = Verdict(2, [Reason(2, "backup_failing", {"failures_in_a_row": 3, "why": "disk full at /home/shop"}),
+                          Reason(1, "pins_to_hand_out", {"users": ["a@example.com", "b@example.com"]})])
+    assert heartbeat.beat(settings, verdict, now=T0) == "fail"
+    body = receiver.received()[-1]["body"]
+    assert body == ("sleepguard: NOT PROTECTED\n- backup_failing (failures_in_a_row: 3)\n"
+                    "- pins_to_hand_out (users: 2)")
