@@ -51,3 +51,7 @@ class RestoreError(SleepguardError):
 
 class OffsiteError(SleepguardError):
     """The off-site store, its settings, the age keys or a remote copy are not usable."""
+
+
+class AlertError(SleepguardError):
+    """The alert outbox cannot be read or written, or an alert is malformed."""

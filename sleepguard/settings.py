@@ -101,6 +101,25 @@ def _folder(name, raw):
     return path
 
 
+def _alert_urls(name, raw):
+    # A URL can carry a token, so a bad one is named by its place in the list, never shown.
+    urls = [url for url in re.split(r"[\s,]+", raw) if url]
+    for place, url in enumerate(urls, 1):
+        if not re.match(r"^[A-Za-z][A-Za-z0-9+.-]*://\S+$", url):
+            raise SettingsError(f"{name} entry {place} of {len(urls)} is not an apprise URL (service://...), "
+                                "e.g. ntfy://my-topic or mailto://user:app-password@gmail.com")
+    return " ".join(urls)
+
+
+def _config_file(name, raw):
+    if raw == "":
+        return ""
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name} must be an apprise config file, but {path} is not a file")
+    return str(path)
+
+
 # More retries of a host that is down would hold a command for hours (urllib3 waits up to 120 s each).
 MAX_RETRIES = 10
 
@@ -137,7 +156,19 @@ SETTINGS = {
     "OFFSITE_RECIPIENT": ("", lambda n, r: _age_recipient(n, r), "off-site: the owner's age1... public key"),
     "OFFSITE_IDENTITY_FILE": ("", lambda n, r: _identity_file(n, r), "off-site: age identity file to read copies (0600)"),
     "OFFSITE_MAX_BEHIND": ("3", lambda n, r: _count(n, r, 1), "off-site: this many copies waiting is a WARNING"),
+    "ALERT_URLS": ("", _alert_urls, "apprise URLs for alerts, comma or space separated (secret: shown as service and fingerprint)"),
+    "ALERT_CONFIG": ("", _config_file, "an apprise config file listing the alert URLs, instead of or besides ALERT_URLS"),
+    "ALERT_AFTER": ("3", lambda n, r: _count(n, r, 1), "checks in a row a problem must hold before it alerts (and before HEARTBEAT_URL/fail)"),
+    "ALERT_REPEAT": ("21600", _seconds, "seconds between reminders while a problem holds (21600 is 6 hours)"),
+    "ALERT_BATCH_SECONDS": ("60", _seconds, "alerts within this many seconds of the first go out as one message"),
+    "ALERT_RETRY_SECONDS": ("30", _seconds, "first pause before an undelivered alert is tried again, doubling up to an hour"),
+    "ALERT_TIMEOUT": ("30", _seconds, "seconds one alert URL may take to deliver"),
+    "HEARTBEAT_URL": ("", _url, "healthchecks.io-style ping URL, pinged only while PROTECTED, /fail otherwise (secret)"),
+    "HEARTBEAT_INTERVAL": ("300", _seconds, "seconds between heartbeat pings at most"),
 }
+
+# Fields whose values are secrets: repr shows *** instead.
+SECRET_FIELDS = ("api_token", "alert_urls", "heartbeat_url")
 
 # Loops faster than this hammer a host: allowed only against a back end on this machine (the demo, the tests).
 MIN_REMOTE_INTERVAL = 1.0
@@ -178,10 +209,19 @@ class Settings:
     offsite_recipient: str
     offsite_identity_file: str
     offsite_max_behind: int
+    alert_urls: str
+    alert_config: str
+    alert_after: int
+    alert_repeat: float
+    alert_batch_seconds: float
+    alert_retry_seconds: float
+    alert_timeout: float
+    heartbeat_url: str
+    heartbeat_interval: float
 
     def __repr__(self):
         # The token is a secret: keep it out of any log line or traceback that prints settings.
-        shown = ", ".join(f"{f.name}={'***' if f.name == 'api_token' and self.api_token else getattr(self, f.name)!r}"
+        shown = ", ".join(f"{f.name}={'***' if f.name in SECRET_FIELDS and getattr(self, f.name) else getattr(self, f.name)!r}"
                           for f in fields(self))
         return f"Settings({shown})"
 

@@ -1,11 +1,15 @@
 """Shared fixtures: a running demo back end, a private DATA_DIR, and a clean settings environment."""
 
+import json
 import subprocess
+import sys
+import threading
 
 import pytest
 import requests
 
-from helpers import NO_SETTINGS_FILE, TEST_PIN_HASH_ROUNDS, make_settings, start_demo_process
+from helpers import DEMO_STARTUP_DEADLINE, NO_SETTINGS_FILE, PROJECT_DIR, TEST_PIN_HASH_ROUNDS, free_port, make_settings, \
+    start_demo_process
 from service_helpers import processes_of
 from sleepguard.launcher import stop_services
 from sleepguard.settings import SETTINGS
@@ -170,3 +174,83 @@ def moto_s3(moto_server, monkeypatch):
     bucket = f"shop-copies-{uuid.uuid4().hex[:12]}"
     moto_server.client().make_bucket(bucket)
     return MotoBucket(moto_server, bucket)
+
+
+class HttpReceiver:
+    """tests/http_receiver.py as a real process on a loopback port that stays the same across stop/start."""
+
+    def __init__(self, record_file, port):
+        self.record_file, self.port, self.process = record_file, port, None
+        self.start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def apprise_url(self):
+        """The receiver as apprise's json:// target."""
+        return f"json://127.0.0.1:{self.port}/"
+
+    def start(self):
+        self.process = subprocess.Popen([sys.executable, str(PROJECT_DIR / "tests" / "http_receiver.py"),
+                                         "--port", str(self.port), "--record", str(self.record_file)],
+                                        stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True)
+        ready = []
+        reader = threading.Thread(target=lambda: ready.append(self.process.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(DEMO_STARTUP_DEADLINE)
+        if not ready or ready[0].strip() != "ready":
+            self.stop()
+            raise RuntimeError(f"receiver did not start on port {self.port}")
+
+    def stop(self):
+        """Down: nothing listens on the port until start()."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(5)
+        if self.process is not None:
+            self.process.stdout.close()
+            self.process.stderr.close()
+
+    def answer(self, status=200, delay=0.0):
+        """From now on answer with this status after delay seconds."""
+        requests.post(self.url + "/_control", json={"status": status, "delay": delay}, timeout=5).raise_for_status()
+
+    def received(self):
+        """Every request so far, in order: dicts with method, path and body."""
+        try:
+            lines = self.record_file.read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in lines if line.strip()]
+
+    def notifications(self, answered_only=True):
+        """The bodies apprise's json:// posted, parsed: dicts with title, message, type.
+
+        By default only those the sender heard answered; answered_only=False adds those it hung up on.
+        """
+        return [json.loads(request["body"]) for request in self.received()
+                if request["method"] == "POST" and (request["answered"] or not answered_only)]
+
+
+@pytest.fixture
+def start_receiver(tmp_path):
+    """Factory: start_receiver() starts an HttpReceiver on a free port; all are stopped afterwards."""
+    started = []
+
+    def start():
+        receiver = HttpReceiver(tmp_path / f"received-{len(started)}.jsonl", free_port())
+        started.append(receiver)
+        return receiver
+
+    yield start
+    for receiver in started:
+        receiver.stop()
+
+
+@pytest.fixture
+def receiver(start_receiver):
+    """One running HTTP receiver."""
+    return start_receiver()

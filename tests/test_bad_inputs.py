@@ -67,6 +67,15 @@ WRONG = {
     "OFFSITE_RECIPIENT": ("AGE-SECRET-KEY-1QQQQ", {}, "OFFSITE_RECIPIENT must be an age public key"),
     "OFFSITE_IDENTITY_FILE": ("<a folder>", {}, "OFFSITE_IDENTITY_FILE must be an age identity file"),
     "OFFSITE_MAX_BEHIND": ("0", {}, "OFFSITE_MAX_BEHIND must be a whole number of at least 1"),
+    "ALERT_URLS": ("ntfy://ok-topic, my-secret-topic", {}, "ALERT_URLS entry 2 of 2 is not an apprise URL"),
+    "ALERT_CONFIG": ("<a folder>", {}, "ALERT_CONFIG must be an apprise config file, but "),
+    "ALERT_AFTER": ("0", {}, "ALERT_AFTER must be a whole number of at least 1"),
+    "ALERT_REPEAT": ("6h", {}, "ALERT_REPEAT must be a number of seconds above 0"),
+    "ALERT_BATCH_SECONDS": ("-60", {}, "ALERT_BATCH_SECONDS must be a number of seconds above 0"),
+    "ALERT_RETRY_SECONDS": ("1e9", {}, f"ALERT_RETRY_SECONDS must be a number of seconds above 0 and at most {MAX_SECONDS}"),
+    "ALERT_TIMEOUT": ("0", {}, "ALERT_TIMEOUT must be a number of seconds above 0"),
+    "HEARTBEAT_URL": ("hc-ping.com/uuid", {}, "HEARTBEAT_URL must be an http:// or https:// URL"),
+    "HEARTBEAT_INTERVAL": ("five minutes", {}, "HEARTBEAT_INTERVAL must be a number of seconds above 0"),
 }
 
 

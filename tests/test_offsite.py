@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from helpers import make_settings
+from helpers import NO_SETTINGS_FILE, make_settings
 from offsite_helpers import EPOCH, record_backups, shop_snapshot
 from sleepguard.exceptions import OffsiteError, SettingsError
 from sleepguard.offsite import (Location, chosen_copies, copy_name, copy_plaintext, location, name_time,
@@ -33,8 +33,8 @@ def test_a_copy_name_carries_the_backup_time_and_a_random_id_and_nothing_else():
     assert chosen_copies([older, first], at=when - timedelta(minutes=1)) == [older]
 
 
-def test_the_location_keeps_to_its_prefix():
-    settings = make_settings("/tmp", OFFSITE_URL="s3://shop-copies/sleepguard/shop/")
+def test_the_location_keeps_to_its_prefix(tmp_path):
+    settings = make_settings(tmp_path, OFFSITE_URL="s3://shop-copies/sleepguard/shop/")
     assert location(settings) == Location("shop-copies", "sleepguard/shop")
     assert location(settings).key("latest.json") == "sleepguard/shop/latest.json"
     assert location(settings).name("sleepguard/shop/x.age") == "x.age"
@@ -86,18 +86,18 @@ def test_a_url_loses_its_user_and_password(url, expected):
 ])
 def test_bad_offsite_settings_name_the_setting(name, value, expected):
     with pytest.raises(SettingsError, match=re.escape(expected)) as caught:
-        load_settings(environ={name: value}, env_file="/nonexistent/.env")
+        load_settings(environ={name: value}, env_file=NO_SETTINGS_FILE)
     if name == "OFFSITE_RECIPIENT":
         assert value not in str(caught.value), "a private key put there by mistake would be shown"
 
 
-def test_offsite_needs_a_recipient_and_an_endpoint_without_a_path():
+def test_offsite_needs_a_recipient_and_an_endpoint_without_a_path(tmp_path):
     with pytest.raises(SettingsError, match="OFFSITE_RECIPIENT is not set.*--offsite-keygen"):
-        require_offsite(make_settings("/tmp", OFFSITE_URL="s3://shop-copies"))
+        require_offsite(make_settings(tmp_path, OFFSITE_URL="s3://shop-copies"))
     with pytest.raises(SettingsError, match="OFFSITE_ENDPOINT_URL must be the store's address without a path"):
-        require_offsite(make_settings("/tmp", OFFSITE_URL="s3://shop-copies", OFFSITE_RECIPIENT=RECIPIENT,
+        require_offsite(make_settings(tmp_path, OFFSITE_URL="s3://shop-copies", OFFSITE_RECIPIENT=RECIPIENT,
                                       OFFSITE_ENDPOINT_URL="https://s3.example.com/shop-copies"))
-    assert make_settings("/tmp").offsite_max_behind == 3
+    assert make_settings(tmp_path).offsite_max_behind == 3
 
 
 def _stamps(names):

@@ -14,7 +14,7 @@ from sleepguard.offsite_crypto import (check_recipient, decrypt, encrypt, keygen
 
 
 def identity_settings(path, recipient=""):
-    return make_settings("/tmp", OFFSITE_IDENTITY_FILE=str(path), OFFSITE_RECIPIENT=recipient)
+    return make_settings(path.parent, OFFSITE_IDENTITY_FILE=str(path), OFFSITE_RECIPIENT=recipient)
 
 
 def test_keygen_writes_a_private_standard_identity_file_and_never_overwrites_one(tmp_path):
@@ -55,7 +55,7 @@ def test_a_loose_missing_or_malformed_identity_file_is_refused_in_one_line_that_
     with pytest.raises(OffsiteError, match="does not exist"):
         load_identity(identity_settings(tmp_path / "nowhere.txt"))
     with pytest.raises(OffsiteError, match="OFFSITE_IDENTITY_FILE is not set"):
-        load_identity(make_settings("/tmp"))
+        load_identity(make_settings(tmp_path))
     broken = tmp_path / "broken.txt"
     broken.write_text(secret[:-5] + "\n")
     broken.chmod(0o600)
@@ -79,8 +79,8 @@ def test_a_recipient_that_is_not_the_identity_s_public_key_is_refused(tmp_path):
 
 @pytest.mark.parametrize("module, call, expected", [
     ("pyrage", "from sleepguard.offsite_crypto import encrypt; encrypt(b'x', 'age1')", "pip install pyrage"),
-    ("minio", "from sleepguard.offsite_store import RemoteStore; from helpers import make_settings; "
-              "RemoteStore(make_settings('/tmp', OFFSITE_URL='s3://shop-copies'))", "pip install minio"),
+    ("minio", "from sleepguard.offsite_store import RemoteStore; from helpers import PROJECT_DIR, make_settings; "
+              "RemoteStore(make_settings(PROJECT_DIR / 'tests', OFFSITE_URL='s3://shop-copies'))", "pip install minio"),
 ])
 def test_a_missing_package_is_a_one_line_error_naming_what_to_install(module, call, expected):
     code = (f"import sys; sys.modules[{module!r}] = None\n"
