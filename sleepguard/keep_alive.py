@@ -20,18 +20,8 @@ log = logging.getLogger(__name__)
 SERVICE = "keep_alive_super_aggressive"
 LOG_NAME = "keep_alive_super_aggressive.log"
 RESTORE_SERVICE = "auto_restore_service"
-QUICK_TRIES = 3
-# The pause between quick tries waits in slices, so SIGTERM is noticed at once.
-PAUSE_SLICE_SECONDS = 0.05
 # Without a ping for this many intervals (the computer slept, say), the host may have slept too.
 QUIET_INTERVALS = 2
-
-
-def _pause(context, seconds):
-    """Sleep up to seconds, returning early once the service is stopping."""
-    deadline = time.monotonic() + seconds
-    while not context.stopping.is_set() and time.monotonic() < deadline:
-        time.sleep(min(PAUSE_SLICE_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 class KeepAlive:
@@ -49,23 +39,13 @@ class KeepAlive:
         self.pings_ok = 0
         self.pings_failed = 0
 
-    def ping(self, context):
-        """GET /api/health, a few quick tries; return (latency, '') or (None, why it failed)."""
-        reason = ""
-        for attempt in range(QUICK_TRIES):
-            if attempt:
-                _pause(context, min(self.settings.retry_backoff * 2 ** (attempt - 1),
-                                    self.settings.keep_alive_interval / 4))
-            if context.stopping.is_set():
-                break
-            try:
-                _body, latency = self.client.health()
-            except BackendError as exc:
-                reason = str(exc)
-                log.debug("ping try %d of %d failed: %s", attempt + 1, QUICK_TRIES, reason)
-                continue
-            return latency, ""
-        return None, reason or "stopping"
+    def ping(self):
+        """GET /api/health (the client retries, within READ_TIMEOUT); return (latency, '') or (None, why it failed)."""
+        try:
+            _body, latency = self.client.health()
+        except BackendError as exc:
+            return None, str(exc)
+        return latency, ""
 
     def came_back(self, latency, asked_at):
         """Why this answer means the host may have restarted, or '' when it does not."""
@@ -93,7 +73,7 @@ class KeepAlive:
 
     def run_once(self, context):
         asked_at = time.monotonic()
-        latency, reason = self.ping(context)
+        latency, reason = self.ping()
         if latency is None:
             self.consecutive_failures += 1
             self.pings_failed += 1

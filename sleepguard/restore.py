@@ -257,7 +257,9 @@ class _Applier:
         what = f"user {user.email}"
         try:
             # A POST lost on the way back is retried as a new POST; the duplicate quirk answers "exists".
-            (outcome, answer), attempts = self.attempt(lambda: self.client.create_user(user.email, pin), what)
+            (outcome, answer, retried), attempts = self.attempt(lambda: self.client.create_user(user.email, pin),
+                                                                what)
+            attempts += retried
         except (BackendError, RestoreError) as exc:
             if isinstance(exc, BackendRejected) and user.pin_source in PINS_TO_HAND_OUT:
                 record_restored_pins(self.settings.data_dir, {user.email: None})
@@ -293,7 +295,9 @@ class _Applier:
             self.fail(what, f"its owner {customer.owner_email} could not be restored")
             return
         try:
-            (outcome, _), attempts = self.attempt(lambda: self.client.create_customer(owner_id, customer.body), what)
+            (outcome, _, retried), attempts = self.attempt(lambda: self.client.create_customer(owner_id, customer.body),
+                                                           what)
+            attempts += retried
         except (BackendError, RestoreError) as exc:
             self.fail(what, exc)
             return
@@ -373,15 +377,15 @@ def verify_restore(backup, current):
     return missing
 
 
-def restore_now(settings, backup, dry_run=False, client=None, confirm=None, stopping=None):
-    """Read the back end, plan, apply (unless dry run or not confirmed), re-read and verify."""
+def restore_now(settings, backup, dry_run=False, client=None, confirm=None, stopping=None, current=None):
+    """Read the back end (unless given the read a decision rests on), plan, apply, re-read and verify."""
     if client is None:
         with BackendClient(settings) as own_client:
-            return restore_now(settings, backup, dry_run, own_client, confirm, stopping)
+            return restore_now(settings, backup, dry_run, own_client, confirm, stopping, current)
     snapshot_mode = settings.backend_mode == "snapshot"
     pins = {} if snapshot_mode else load_pins_file(settings.pins_file)
     restored_pins = {} if snapshot_mode else read_restored_pins(settings.data_dir)
-    current = client.read_snapshot()
+    current = client.read_snapshot() if current is None else current
     if snapshot_mode:
         plan = plan_snapshot_restore(backup, current, target=settings.snapshot_url)
     else:

@@ -133,3 +133,45 @@ def start_demo_process(*args, env=None, stderr=subprocess.PIPE):
     reader.join(DEMO_STARTUP_DEADLINE)
     url = first_line[0].strip() if first_line and first_line[0].startswith("http") else None
     return process, url
+
+
+class RawServer:
+    """A loopback TCP server that accepts and then never answers ("silent") or sends a byte a second ("trickle")."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn):
+        # A status line that never ends: every byte restarts a per-read timeout, so only a clock can stop it.
+        trickle = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000
+        with conn:
+            for byte in trickle:
+                if self.stopping.wait(1.0):
+                    return
+                if self.mode == "trickle":
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopping.set()
+        self.thread.join()
+        self.listener.close()
