@@ -110,7 +110,7 @@ class AutoBackup:
     def backup(self, why):
         """Take one backup now and record what came of it."""
         self.last_attempt_at = time.monotonic()
-        outcome = take_backup(self.settings)
+        outcome = take_backup(self.settings, self.client)
         now_iso = utc_now_iso()
         summary = describe(outcome)
         self.figures["backups_taken"] += 1
@@ -150,8 +150,6 @@ class AutoBackup:
 
 def run(settings):
     """Back up on the interval and on every save until SIGTERM; return the exit code."""
-    # The runner logs each backup's summary line; the backup module's own line would repeat it.
-    logging.getLogger("sleepguard.backup").setLevel(logging.WARNING)
     interval = min(settings.trigger_poll_interval, settings.backup_interval)
     with BackendClient(settings) as client:
         return run_service(SERVICE, LOG_NAME, settings, interval, AutoBackup(settings, client).run_once)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import requests
 
+from sleepguard.backup import take_backup
+from sleepguard.client import BackendClient
 from sleepguard.settings import SETTINGS, load_settings
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -23,6 +25,12 @@ def make_settings(data_dir, backend_url="", **overrides):
                "CONNECT_TIMEOUT": "2", "RETRY_BACKOFF": "0.05", "RETRIES": "2",
                **{k.upper(): str(v) for k, v in overrides.items()}}
     return load_settings(environ=environ, env_file="/nonexistent/.env")
+
+
+def backup_now(settings, accept_shrink=False):
+    """One backup over a client of its own, as manual_backup.py takes it."""
+    with BackendClient(settings) as client:
+        return take_backup(settings, client, accept_shrink=accept_shrink)
 
 
 def seed_shop(url, users=3, customers=4, prefix="owner", pin_of=lambda i: f"{4000 + i}", workers=16):

@@ -7,11 +7,10 @@ import requests
 
 from conftest import DEMO_TOKEN
 from fault_proxy import FaultProxy
-from helpers import command_env, make_settings, seed_shop
+from helpers import backup_now, command_env, make_settings, seed_shop
 from service_helpers import (LOG_NAMES, BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_for_log, wait_until)
 from sleepguard.atomicfile import write_json_atomic
-from sleepguard.backup import take_backup
 from sleepguard.pins import read_restored_pins
 from sleepguard.runner import read_state
 from sleepguard.snapshot import Snapshot, utc_now_iso
@@ -58,7 +57,7 @@ def assert_no_secret_in_logs(data_dir, secrets):
 def backed_up_shop(demo, data_dir, users=2, customers=3):
     """Seed the demo and take a good backup in-process; return the shop."""
     shop = seed_shop(demo.url, users=users, customers=customers, pin_of=SEEDED_PINS)
-    assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
     return shop
 
 

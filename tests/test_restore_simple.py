@@ -3,8 +3,7 @@
 import json
 import os
 
-from helpers import GUESSES, command_env, customer_count, make_settings, run_command, seed_shop, shop_view, signs_in
-from sleepguard.backup import take_backup
+from helpers import GUESSES, backup_now, command_env, customer_count, make_settings, run_command, seed_shop, shop_view, signs_in
 from sleepguard.pins import read_restored_pins, restored_pins_path
 
 COMMAND = "restore_simple.py"
@@ -13,7 +12,7 @@ COMMAND = "restore_simple.py"
 def backed_up_wiped_shop(demo, data_dir, users=3, customers=3):
     """Seed, back up, wipe; return (shop, admin state before the wipe)."""
     shop = seed_shop(demo.url, users=users, customers=customers)
-    assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
     before = demo.state()
     demo.sleep_now()
     return shop, before
