@@ -2,8 +2,9 @@
 
 Each iteration (every TRIGGER_POLL_INTERVAL) looks at GET /api/backup/status first, then:
   - the trigger counter went down, or (API mode, counter at 0) GET /api/users holds none
-    of the users of the last good backup: the back end restarted empty. The restore service is
-    woken and no backup is taken this round (the store would only hold it aside anyway);
+    of the users of the last good backup (restart.py's rules): the back end restarted empty.
+    The restore service is woken (the wake is sent again each round until one is delivered)
+    and no backup is taken this round (the store would only hold it aside anyway);
   - a new trigger (something was saved), BACKUP_INTERVAL passed since the last attempt,
     or SIGUSR1 (the restore service asks for a fresh copy): a backup now;
   - otherwise nothing.
@@ -12,13 +13,12 @@ restarted (counter reset seen, no backup), idle (nothing to do).
 """
 
 import logging
-import signal
 import time
 
+from . import restart
 from .backup import describe, take_backup
 from .client import BackendClient
 from .exceptions import BackendError
-from .pidfile import signal_service
 from .runner import run_service
 from .store import BackupStore
 from .snapshot import utc_now_iso
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "auto_backup_super_aggressive"
 LOG_NAME = "auto_backup_super_aggressive.log"
-RESTORE_SERVICE = "auto_restore_service"
 
 
 class AutoBackup:
@@ -40,6 +39,9 @@ class AutoBackup:
         self.seen_count = None  # trigger counter at the last successful status call
         self.seen_trigger = None  # last trigger at the last successful status call
         self.backed_up_user_ids = None  # ids in the last good backup; None until read (again)
+        # The users were found gone at the last look: said once, until they are listed again.
+        self.users_gone = False
+        self.wake = restart.PendingWake(settings.data_dir)
         self.figures = {
             "backups_taken": 0, "good_count": 0, "unchanged_count": 0, "suspect_count": 0, "failed_count": 0,
             "last_backup_at": None, "last_backup_kind": None, "last_backup_summary": None,
@@ -67,7 +69,7 @@ class AutoBackup:
         self.figures["trigger_count"] = count
         if seen_count is None:
             return ""
-        if count < seen_count:
+        if restart.counter_went_down(seen_count, count):
             return "restarted"
         if count > seen_count or (trigger is not None and trigger != seen_trigger):
             self.figures["last_trigger_at"] = utc_now_iso()
@@ -75,10 +77,18 @@ class AutoBackup:
         return ""
 
     def users_vanished(self):
-        """API mode: the back end lists none of the last good backup's users, so it restarted empty.
+        """API mode: the back end newly lists none of the last good backup's users, so it restarted empty.
 
         A counter that was 0 stays 0 across a restart; this one cheap request a round sees it anyway.
+        Said once per disappearance: once the users are listed again (the restore put them back, or the
+        restart was no wipe), the next disappearance is seen as well.
         """
+        gone = self.users_gone_now()
+        news, self.users_gone = gone and not self.users_gone, gone
+        return news
+
+    def users_gone_now(self):
+        """True when the back end lists none of the last good backup's users (False when it cannot tell)."""
         if self.settings.backend_mode != "babs10":
             return False
         if self.backed_up_user_ids is None:
@@ -87,25 +97,33 @@ class AutoBackup:
         if not self.backed_up_user_ids:
             return False
         try:
-            present = {user["id"] for user in self.client.list_users()}
+            listed = {user["id"] for user in self.client.list_users()}
         except BackendError as exc:
             log.debug("user list unavailable: %s", exc)
             return False
-        return not (self.backed_up_user_ids & present)
+        return restart.users_vanished(self.backed_up_user_ids, listed)
 
     def note_restart(self, before):
-        """The counter went down: the back end restarted empty. Wake the restore service."""
+        """The back end restarted, maybe empty: wake the restore service (again next round if it is not running)."""
         self.figures["restarts_seen"] += 1
-        # Said once per good backup: waking the restore service every round would only repeat its check.
-        self.backed_up_user_ids = set()
+        if restart.counter_went_down(before, self.seen_count):
+            # Look at the users now, so the probe rounds that follow report only a later disappearance.
+            self.users_gone = self.users_gone_now()
         self.figures["last_restart_seen_at"] = utc_now_iso()
-        woke = signal_service(self.settings.data_dir, RESTORE_SERVICE, signal.SIGUSR1)
-        if woke:
-            self.figures["wakes_sent"] += 1
-        seen = f"trigger count {before} -> {self.seen_count}" if before is not None and self.seen_count is not None \
-            and self.seen_count < before else "none of the backed-up users are listed"
-        return (f"back end restarted ({seen}): "
-                f"{'woke the restore service' if woke else 'the restore service is not running'}")
+        seen = f"trigger count {before} -> {self.seen_count}" \
+            if restart.counter_went_down(before, self.seen_count) else "none of the backed-up users are listed"
+        why = f"back end restarted ({seen})"
+        woke = self.wake.ask(why)
+        self.figures["wakes_sent"] = self.wake.sent
+        return f"{why}: {'woke the restore service' if woke else 'the restore service is not running'}"
+
+    def deliver_waiting_wake(self):
+        """Send a wake an earlier round could not deliver; the note for the summary, or ''."""
+        why = self.wake.pending
+        if not why or not self.wake.deliver():
+            return ""
+        self.figures["wakes_sent"] = self.wake.sent
+        return f"; woke the restore service at last ({why})"
 
     def backup(self, why):
         """Take one backup now and record what came of it."""
@@ -124,19 +142,26 @@ class AutoBackup:
         return {"outcome": outcome.kind, "summary": f"{summary} [{why}]", **self.figures}
 
     def run_once(self, context):
+        late_wake = self.deliver_waiting_wake()
+        answer = self.decide(context)
+        answer["summary"] += late_wake
+        return answer
+
+    def decide(self, context):
+        """This round's action: a backup, a restart noted, or nothing."""
         seen_before = self.seen_count
         status = self.read_status()
         news = self.news_from(status) if status is not None else ""
         # A counter above 0 shows a restart by dropping; one still at 0 cannot, so then look at the users.
         if not news and not context.woken and self.seen_count == 0 and self.users_vanished():
             news = "restarted"
-        restart = self.note_restart(seen_before) if news == "restarted" else ""
+        noted = self.note_restart(seen_before) if news == "restarted" else ""
         if context.woken:
-            return self.backup("asked for a fresh backup" + (f"; {restart}" if restart else ""))
-        if restart:
+            return self.backup("asked for a fresh backup" + (f"; {noted}" if noted else ""))
+        if noted:
             # The next scheduled backup waits a full interval, giving the restore time to act first.
             self.last_attempt_at = time.monotonic()
-            return {"outcome": "restarted", "summary": f"{restart}; no backup of this state", **self.figures}
+            return {"outcome": "restarted", "summary": f"{noted}; no backup of this state", **self.figures}
         if news == "saved":
             return self.backup("the app saved something")
         since = None if self.last_attempt_at is None else time.monotonic() - self.last_attempt_at

@@ -38,8 +38,9 @@ def _some(names):
 class AutoRestore:
     """One wipe check per iteration, a restore when it is a wipe, and the back-off after failures."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, client):
         self.settings = settings
+        self.client = client  # one pooled session for every check and restore of the service's life
         self.failures_in_a_row = 0
         self.checks_to_skip = 0
         self.figures = {
@@ -62,21 +63,20 @@ class AutoRestore:
         if self.checks_to_skip:
             log.info("woken: checking now although backing off")
         self.figures["last_check_at"] = utc_now_iso()
-        with BackendClient(self.settings) as client:
-            try:
-                current = client.read_snapshot()
-            except BackendError as exc:
-                self.figures["unknown_reads"] += 1
-                self.figures["last_verdict"] = "unknown"
-                return self.answer("unknown", f"back end state unknown: {exc}; no restore")
-            backup = BackupStore(self.settings).latest_good_backup()
-            if backup is None:
-                self.figures["last_verdict"] = None
-                return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
-            judgement = judge_read(current, backup, self.settings.large_drop_fraction)
-            self.figures["last_verdict"] = judgement.verdict
-            if judgement.verdict == "wipe":
-                return self.restore(context, client, backup, judgement.reason)
+        try:
+            current = self.client.read_snapshot()
+        except BackendError as exc:
+            self.figures["unknown_reads"] += 1
+            self.figures["last_verdict"] = "unknown"
+            return self.answer("unknown", f"back end state unknown: {exc}; no restore")
+        backup = BackupStore(self.settings).latest_good_backup()
+        if backup is None:
+            self.figures["last_verdict"] = None
+            return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
+        judgement = judge_read(current, backup, self.settings.large_drop_fraction)
+        self.figures["last_verdict"] = judgement.verdict
+        if judgement.verdict == "wipe":
+            return self.restore(context, backup, current, judgement.reason)
         counts = current.counts()
         if judgement.verdict == "large_drop":
             self.figures["large_drops_held"] += 1
@@ -93,13 +93,13 @@ class AutoRestore:
         return self.answer("ok", f"no wipe ({judgement.verdict}): the back end holds {counts['users']} users, "
                                  f"{counts['customers']} customers{after_all}")
 
-    def restore(self, context, client, backup, reason):
-        """Restore from the newest good backup, verify, and report; a failure starts the back-off."""
+    def restore(self, context, backup, current, reason):
+        """Restore from the newest good backup, planned on the read that found the wipe; verify, report."""
         self.figures["wipes_seen"] += 1
         log.warning("wipe detected: %s; restoring from %s", reason, backup.meta.get("path"))
         started = time.monotonic()
         try:
-            report = restore_now(self.settings, backup, client=client, stopping=context.stopping)
+            report = restore_now(self.settings, backup, client=self.client, current=current, stopping=context.stopping)
         except SleepguardError as exc:
             return self.failed(f"restore failed after {time.monotonic() - started:.1f} s: {exc}")
         result = report.result
@@ -134,4 +134,6 @@ class AutoRestore:
 
 def run(settings):
     """Watch for wipes until SIGTERM; return the exit code."""
-    return run_service(SERVICE, LOG_NAME, settings, settings.restore_check_interval, AutoRestore(settings).run_once)
+    with BackendClient(settings) as client:
+        return run_service(SERVICE, LOG_NAME, settings, settings.restore_check_interval,
+                           AutoRestore(settings, client).run_once)

@@ -28,6 +28,7 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from . import __version__
 from .exceptions import AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer
+from .restart import vanished_during_read
 from .settings import require_backend
 from .snapshot import Snapshot, utc_now_iso
 
@@ -372,7 +373,7 @@ class BackendClient:
                 raise
         # A host that restarts mid-read gives old users with some customer lists already empty, which can look
         # like the owner deleted one customer. The API cannot delete users, so a user id gone now means that.
-        gone = {user["id"] for user in users} - {user["id"] for user in self.list_users()}
+        gone = vanished_during_read({user["id"] for user in users}, {user["id"] for user in self.list_users()})
         if gone:
             raise BadAnswer(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the read: "
                             "the back end restarted meanwhile")

@@ -6,12 +6,11 @@ sleeping out its interval. Only that transition wakes it, never a steady healthy
 """
 
 import logging
-import signal
 import time
 
+from . import restart
 from .client import BackendClient
 from .exceptions import BackendError
-from .pidfile import signal_service
 from .runner import run_service
 from .snapshot import utc_now_iso
 
@@ -19,9 +18,6 @@ log = logging.getLogger(__name__)
 
 SERVICE = "keep_alive_super_aggressive"
 LOG_NAME = "keep_alive_super_aggressive.log"
-RESTORE_SERVICE = "auto_restore_service"
-# Without a ping for this many intervals (the computer slept, say), the host may have slept too.
-QUIET_INTERVALS = 2
 
 
 class KeepAlive:
@@ -35,7 +31,7 @@ class KeepAlive:
         self.last_ok_iso = None
         self.last_was_slow = False
         self.last_restart_seen_at = None
-        self.wakes_sent = 0
+        self.wake = restart.PendingWake(settings.data_dir)
         self.pings_ok = 0
         self.pings_failed = 0
 
@@ -48,30 +44,24 @@ class KeepAlive:
         return latency, ""
 
     def came_back(self, latency, asked_at):
-        """Why this answer means the host may have restarted, or '' when it does not."""
-        if self.consecutive_failures:
-            count = self.consecutive_failures
-            return f"back end answered again after {count} failure{'' if count == 1 else 's'}"
-        if latency <= self.settings.slow_answer_seconds:
-            return ""
-        # A cold start is the first slow answer: none came before, the last one was fast, or pings
-        # stopped for a while. A steadily slow network would otherwise wake the restore on every ping.
-        quiet = (self.last_ok_at is None or not self.last_was_slow
-                 or asked_at - self.last_ok_at > QUIET_INTERVALS * self.settings.keep_alive_interval)
-        if quiet:
-            return f"back end answered slowly ({latency:.2f} s, a cold start?)"
-        return ""
+        """Why this answer means the host may have restarted, or '' when it does not (restart.came_back)."""
+        since_last_ok = None if self.last_ok_at is None else asked_at - self.last_ok_at
+        return restart.came_back(self.consecutive_failures, latency, self.settings.slow_answer_seconds,
+                                 since_last_ok, self.last_was_slow, self.settings.keep_alive_interval)
 
     def wake_restore_service(self, why):
-        """Send SIGUSR1 to the restore service and log one line saying so."""
+        """Wake the restore service and log one line saying so; a wake it could not take is sent next round."""
         self.last_restart_seen_at = utc_now_iso()
-        if signal_service(self.settings.data_dir, RESTORE_SERVICE, signal.SIGUSR1):
-            self.wakes_sent += 1
+        if self.wake.ask(why):
             log.warning("%s; woke the restore service", why)
         else:
-            log.warning("%s; the restore service is not running, so nothing was woken", why)
+            log.warning("%s; the restore service is not running, so nothing was woken yet: trying again next round",
+                        why)
 
     def run_once(self, context):
+        waiting = self.wake.pending
+        if waiting and self.wake.deliver():
+            log.warning("%s; woke the restore service at last", waiting)
         asked_at = time.monotonic()
         latency, reason = self.ping()
         if latency is None:
@@ -95,7 +85,7 @@ class KeepAlive:
                 "consecutive_failures": self.consecutive_failures,
                 "last_ok_at": self.last_ok_iso,
                 "last_restart_seen_at": self.last_restart_seen_at,
-                "wakes_sent": self.wakes_sent,
+                "wakes_sent": self.wake.sent,
                 "pings_ok": self.pings_ok,
                 "pings_failed": self.pings_failed,
                 "last_error": reason or None}
