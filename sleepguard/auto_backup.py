@@ -12,6 +12,7 @@ Outcomes in the state file: good | unchanged | suspect | failed (a backup was ta
 restarted (counter reset seen, no backup), idle (nothing to do).
 """
 
+import dataclasses
 import logging
 import time
 
@@ -20,8 +21,9 @@ from .backup import describe, take_backup
 from .client import BackendClient
 from .exceptions import BackendError
 from .runner import run_service
-from .store import BackupStore
 from .snapshot import utc_now_iso
+from .state import BackupFigures, Iteration
+from .store import BackupStore
 
 log = logging.getLogger(__name__)
 
@@ -42,23 +44,17 @@ class AutoBackup:
         # The users were found gone at the last look: said once, until they are listed again.
         self.users_gone = False
         self.wake = restart.PendingWake(settings.data_dir)
-        self.figures = {
-            "backups_taken": 0, "good_count": 0, "unchanged_count": 0, "suspect_count": 0, "failed_count": 0,
-            "last_backup_at": None, "last_backup_kind": None, "last_backup_summary": None,
-            "last_good_backup_at": None, "last_suspect_at": None,
-            "trigger_count": None, "last_trigger_at": None, "status_error": None,
-            "restarts_seen": 0, "last_restart_seen_at": None, "wakes_sent": 0,
-        }
+        self.figures = BackupFigures()
 
     def read_status(self):
         """The app's backup status, or None (with the reason in the figures) when it gave none."""
         try:
             status = self.client.backup_status()
         except BackendError as exc:
-            self.figures["status_error"] = str(exc)
+            self.figures.status_error = str(exc)
             log.debug("backup status unavailable: %s", exc)
             return None
-        self.figures["status_error"] = None
+        self.figures.status_error = None
         return status
 
     def news_from(self, status):
@@ -66,13 +62,13 @@ class AutoBackup:
         count, trigger = status["backup_triggers_count"], status.get("last_backup")
         seen_count, seen_trigger = self.seen_count, self.seen_trigger
         self.seen_count, self.seen_trigger = count, trigger
-        self.figures["trigger_count"] = count
+        self.figures.trigger_count = count
         if seen_count is None:
             return ""
         if restart.counter_went_down(seen_count, count):
             return "restarted"
         if count > seen_count or (trigger is not None and trigger != seen_trigger):
-            self.figures["last_trigger_at"] = utc_now_iso()
+            self.figures.last_trigger_at = utc_now_iso()
             return "saved"
         return ""
 
@@ -105,16 +101,16 @@ class AutoBackup:
 
     def note_restart(self, before):
         """The back end restarted, maybe empty: wake the restore service (again next round if it is not running)."""
-        self.figures["restarts_seen"] += 1
+        self.figures.restarts_seen += 1
         if restart.counter_went_down(before, self.seen_count):
             # Look at the users now, so the probe rounds that follow report only a later disappearance.
             self.users_gone = self.users_gone_now()
-        self.figures["last_restart_seen_at"] = utc_now_iso()
+        self.figures.last_restart_seen_at = utc_now_iso()
         seen = f"trigger count {before} -> {self.seen_count}" \
             if restart.counter_went_down(before, self.seen_count) else "none of the backed-up users are listed"
         why = f"back end restarted ({seen})"
         woke = self.wake.ask(why)
-        self.figures["wakes_sent"] = self.wake.sent
+        self.figures.wakes_sent = self.wake.sent
         return f"{why}: {'woke the restore service' if woke else 'the restore service is not running'}"
 
     def deliver_waiting_wake(self):
@@ -122,7 +118,7 @@ class AutoBackup:
         why = self.wake.pending
         if not why or not self.wake.deliver():
             return ""
-        self.figures["wakes_sent"] = self.wake.sent
+        self.figures.wakes_sent = self.wake.sent
         return f"; woke the restore service at last ({why})"
 
     def backup(self, why):
@@ -131,20 +127,25 @@ class AutoBackup:
         outcome = take_backup(self.settings, self.client)
         now_iso = utc_now_iso()
         summary = describe(outcome)
-        self.figures["backups_taken"] += 1
-        self.figures[f"{outcome.kind}_count"] += 1
-        self.figures.update(last_backup_at=now_iso, last_backup_kind=outcome.kind, last_backup_summary=summary)
+        figures = self.figures
+        figures.backups_taken += 1
+        setattr(figures, f"{outcome.kind}_count", getattr(figures, f"{outcome.kind}_count") + 1)
+        figures.last_backup_at, figures.last_backup_kind, figures.last_backup_summary = now_iso, outcome.kind, summary
         if outcome.kind in ("good", "unchanged"):
-            self.figures["last_good_backup_at"] = now_iso
+            figures.last_good_backup_at = now_iso
             self.backed_up_user_ids = None
         elif outcome.kind == "suspect":
-            self.figures["last_suspect_at"] = now_iso
-        return {"outcome": outcome.kind, "summary": f"{summary} [{why}]", **self.figures}
+            figures.last_suspect_at = now_iso
+        return self.answer(outcome.kind, f"{summary} [{why}]", warn=outcome.kind not in ("good", "unchanged"))
+
+    def answer(self, outcome, summary, warn=False):
+        """The run_once result: outcome, summary and a copy of the figures as they are now."""
+        return Iteration(outcome, summary, dataclasses.replace(self.figures), warn=warn)
 
     def run_once(self, context):
         late_wake = self.deliver_waiting_wake()
         answer = self.decide(context)
-        answer["summary"] += late_wake
+        answer.summary += late_wake
         return answer
 
     def decide(self, context):
@@ -161,16 +162,15 @@ class AutoBackup:
         if noted:
             # The next scheduled backup waits a full interval, giving the restore time to act first.
             self.last_attempt_at = time.monotonic()
-            return {"outcome": "restarted", "summary": f"{noted}; no backup of this state", **self.figures}
+            return self.answer("restarted", f"{noted}; no backup of this state")
         if news == "saved":
             return self.backup("the app saved something")
         since = None if self.last_attempt_at is None else time.monotonic() - self.last_attempt_at
         if since is None or since >= self.settings.backup_interval:
             return self.backup("scheduled")
         left = self.settings.backup_interval - since
-        unknown = f"; trigger status unknown: {self.figures['status_error']}" if status is None else ""
-        return {"outcome": "idle", "summary": f"nothing saved since the last backup; next one in {left:.1f} s{unknown}",
-                **self.figures}
+        unknown = f"; trigger status unknown: {self.figures.status_error}" if status is None else ""
+        return self.answer("idle", f"nothing saved since the last backup; next one in {left:.1f} s{unknown}")
 
 
 def run(settings):

@@ -13,6 +13,7 @@ from .client import BackendClient
 from .exceptions import BackendError
 from .runner import run_service
 from .snapshot import utc_now_iso
+from .state import Iteration, KeepAliveFigures
 
 log = logging.getLogger(__name__)
 
@@ -79,16 +80,12 @@ class KeepAlive:
             self.last_was_slow = latency > self.settings.slow_answer_seconds
             outcome = "ok"
             summary = f"health ok in {latency:.3f} s" + (" (slow)" if self.last_was_slow else "")
-        return {"outcome": outcome, "summary": summary,
-                "latency_seconds": None if latency is None else round(latency, 3),
-                "slow": latency is not None and self.last_was_slow,
-                "consecutive_failures": self.consecutive_failures,
-                "last_ok_at": self.last_ok_iso,
-                "last_restart_seen_at": self.last_restart_seen_at,
-                "wakes_sent": self.wake.sent,
-                "pings_ok": self.pings_ok,
-                "pings_failed": self.pings_failed,
-                "last_error": reason or None}
+        figures = KeepAliveFigures(latency_seconds=None if latency is None else round(latency, 3),
+                                   slow=latency is not None and self.last_was_slow,
+                                   consecutive_failures=self.consecutive_failures, last_ok_at=self.last_ok_iso,
+                                   last_restart_seen_at=self.last_restart_seen_at, wakes_sent=self.wake.sent,
+                                   pings_ok=self.pings_ok, pings_failed=self.pings_failed, last_error=reason or None)
+        return Iteration(outcome, summary, figures)
 
 
 def run(settings):

@@ -119,7 +119,7 @@ def test_a_wipe_never_reaches_data_backup_json_its_reads_are_held_aside(services
     assert found["restarts_seen"] == 1 and found["wakes_sent"] == 0 and found["good_count"] == 1
     assert "the restore service is not running; no backup of this state" in log_text(data_dir, BACKUP)
     assert "backup HELD AS SUSPECT (wipe)" in log_text(data_dir, BACKUP)
-    assert read_state(data_dir, BACKUP)["last_outcome"] in ("suspect", "idle")
+    assert read_state(data_dir, BACKUP).last_outcome in ("suspect", "idle")
     assert len(suspect_files(data_dir)) == 1, "the same wiped read is held once"
     assert watcher.fewest_customers == 6 and watcher.problems == []
 
@@ -175,7 +175,7 @@ def test_a_restart_with_the_trigger_counter_still_at_zero_wakes_the_restore_serv
     wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15, "the restore")
     assert "back end restarted (none of the backed-up users are listed): woke the restore service" \
         in log_text(data_dir, BACKUP)
-    assert read_state(data_dir, BACKUP)["last_figures"]["restarts_seen"] == 1
+    assert read_state(data_dir, BACKUP).last_figures.restarts_seen == 1
 
 
 def test_a_restart_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_backend, data_dir):

@@ -76,8 +76,8 @@ def test_a_wipe_is_restored_within_a_check_interval_each_customer_under_its_owne
         wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 5, "the restore")
         found = wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 5, "the restore's figures")
         # A few checks later: still one restore for the one wipe.
-        iterations = read_state(data_dir, RESTORE)["iterations"]
-        wait_until(lambda: read_state(data_dir, RESTORE)["iterations"] >= iterations + 2, 5, "two more checks")
+        iterations = read_state(data_dir, RESTORE).iterations
+        wait_until(lambda: read_state(data_dir, RESTORE).iterations >= iterations + 2, 5, "two more checks")
 
     assert figures(data_dir, RESTORE)["restores"] == 1 and figures(data_dir, RESTORE)["wipes_seen"] == 1
     assert customer_contents(demo_backend.state()) == before
@@ -164,7 +164,7 @@ def test_a_large_drop_is_held_for_the_owner_not_restored(services, demo_backend,
     services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.1"))
     found = wait_for_figures(data_dir, RESTORE, lambda f: f["large_drops_held"] >= 2, 10, "two checks")
     assert found["last_verdict"] == "large_drop" and found["wipes_seen"] == found["restores"] == 0
-    assert read_state(data_dir, RESTORE)["last_outcome"] == "held"
+    assert read_state(data_dir, RESTORE).last_outcome == "held"
     assert "large drop held for the owner, not restored" in log_text(data_dir, RESTORE)
     assert shop_by_owner(demo_backend.url)["owner0@example.com"] == []
 
@@ -177,7 +177,7 @@ def test_a_restore_that_cannot_complete_backs_off_instead_of_looping(services, d
     write_json_atomic(data_dir / "data_backup.json", backup.to_document())
     services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.05"))
 
-    wait_until(lambda: (read_state(data_dir, RESTORE) or {}).get("iterations", 0) >= 24, 10, "24 iterations")
+    wait_until(lambda: getattr(read_state(data_dir, RESTORE), "iterations", 0) >= 24, 10, "24 iterations")
     found = figures(data_dir, RESTORE)
     # Tries at checks 1, 3, 6, 11, 20 (skipping 1, 2, 4, 8 ...); a hot loop would have tried about 24 times.
     assert 4 <= found["failed_restores"] <= 6, found
