@@ -353,7 +353,7 @@ class BackendClient:
 
     def _read_meta(self, started):
         duration = time.monotonic() - started
-        log.info("read the back end (%s mode) in %.2f s", self.settings.backend_mode, duration)
+        log.debug("read the back end (%s mode) in %.2f s", self.settings.backend_mode, duration)
         return {"created_at": utc_now_iso(), "backend_url": self.settings.backend_url,
                 "mode": self.settings.backend_mode, "duration_seconds": round(duration, 3)}
 

@@ -1,6 +1,7 @@
 """The restore service as a real process: a wipe comes back at once and once, anything doubtful is left alone."""
 
 import re
+import signal
 
 import pytest
 import requests
@@ -11,6 +12,7 @@ from helpers import backup_now, command_env, make_settings, seed_shop
 from service_helpers import (LOG_NAMES, BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_for_log, wait_until)
 from sleepguard.atomicfile import write_json_atomic
+from sleepguard.pidfile import signal_service
 from sleepguard.pins import read_restored_pins
 from sleepguard.runner import read_state
 from sleepguard.snapshot import Snapshot, utc_now_iso
@@ -187,3 +189,16 @@ def test_a_restore_that_cannot_complete_backs_off_instead_of_looping(services, d
                      r"\(0\.2 s\)\n", log)
     assert "backing off after 3 failed restores in a row: check skipped" in log
     assert shop_by_owner(demo_backend.url) == {"good@example.com": ["Kept"]}, "merged, never duplicated"
+
+
+def test_a_restore_reads_the_back_end_twice_the_read_it_decided_on_and_the_verifying_one(
+        services, demo_backend, data_dir):
+    shop = backed_up_shop(demo_backend, data_dir)
+    services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="30", LOG_LEVEL="DEBUG"))
+    wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
+    demo_backend.sleep_now()
+    assert signal_service(data_dir, RESTORE, signal.SIGUSR1)
+    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 10, "the restore")
+    log = wait_for_log(data_dir, RESTORE, "; verified complete", 10)
+    restore_round = log[log.index("woken by SIGUSR1"):log.index("; verified complete")]
+    assert restore_round.count("read the back end (babs10 mode)") == 2, restore_round
