@@ -102,3 +102,16 @@ def test_a_round_against_a_host_that_never_answers_ends_in_time(services, data_d
         took = time.monotonic() - started
     assert took < interval + read_timeout + 1, f"one round took {took:.2f} s"
     assert f"timed out after {read_timeout} s" in figures(data_dir, KEEP_ALIVE)["last_error"]
+
+
+def test_a_wake_the_restore_service_was_not_running_for_is_delivered_once_it_runs(services, proxy, data_dir):
+    env = command_env(data_dir, proxy.url, KEEP_ALIVE_INTERVAL="0.1")
+    services.start(KEEP_ALIVE, env)
+    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 1, 10, "a healthy ping")
+    proxy.set_fault("502", path_prefix="/api/health", seconds=0.8)
+    wait_for_log(data_dir, KEEP_ALIVE, "the restore service is not running, so nothing was woken yet", 5)
+    assert figures(data_dir, KEEP_ALIVE)["wakes_sent"] == 0
+    start_restore_service(services, env, data_dir)
+    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["wakes_sent"] == 1, 5, "the kept wake delivered")
+    wait_for_log(data_dir, KEEP_ALIVE, "; woke the restore service at last", 5)
+    wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)
