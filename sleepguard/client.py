@@ -257,7 +257,8 @@ class BackendClient:
 
     def _attempt(self, method, url, label, deadline, json, params, auth):
         """One try within the operation's deadline: (status, body bytes, content type), or _NoAnswer."""
-        left = deadline - time.monotonic()
+        # A pause may overshoot the deadline a little; the smallest try then ends at once as timed out.
+        left = max(deadline - time.monotonic(), 0.001)
         headers = {"Authorization": f"Bearer {self.settings.api_token}"} if auth else None
         timeout = (min(self.settings.connect_timeout, left), left)
         started = time.monotonic()
