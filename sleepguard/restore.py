@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .client import BackendClient
-from .exceptions import BackendError, BackendRejected, BackendUnreachable, BackupFileError, BadAnswer, RestoreError
+from .exceptions import BackendError, BackendRejected, BackupFileError, RestoreError
 from .pins import load_pins_file, new_random_pin, read_restored_pins, record_restored_pins, restored_pins_path
 from .snapshot import parse_backup
 from .store import BackupStore, read_backup_bytes
@@ -29,7 +29,6 @@ PINS_TO_HAND_OUT = (PIN_FROM_RESTORED, PIN_NEW_RANDOM)
 PIN_WORDS = {PIN_FROM_PINS_FILE: "PIN from the PIN file", PIN_FROM_BACKUP: "PIN from the backup file",
              PIN_FROM_RESTORED: f"PIN waiting in {PIN_FROM_RESTORED} to be handed out",
              PIN_NEW_RANDOM: f"new random PIN, kept in {PIN_FROM_RESTORED} to hand out"}
-TRANSIENT = (BackendUnreachable, BadAnswer)
 CUSTOMER_FIELDS = ("name", "money_given", "total_spent", "orders")
 MISSING_SHOWN = 10
 
@@ -219,7 +218,7 @@ def describe_plan(plan):
 
 
 class _Applier:
-    """Carries out one API-mode plan over one client, retrying transient failures per record."""
+    """Carries out one API-mode plan over one client; the client's policy retries each record, nothing here."""
 
     def __init__(self, client, plan, settings, stopping):
         self.client = client
@@ -233,20 +232,10 @@ class _Applier:
         self.lock = threading.Lock()
 
     def attempt(self, call, what):
-        """Run call, retrying a transient failure with doubling pauses; return (answer, attempts made)."""
-        attempts = 1
-        while True:
-            if self.stopping.is_set():
-                raise RestoreError("stopped before it was done")
-            try:
-                return call(), attempts
-            except TRANSIENT as exc:
-                if attempts > self.settings.retries:
-                    raise
-                pause = self.settings.retry_backoff * 2 ** (attempts - 1)
-                log.warning("%s failed (%s); checking and trying again in %.2f s", what, exc, pause)
-                self.stopping.wait(pause)
-                attempts += 1
+        """Run call once, the client's retry policy being the only one; return (answer, 1)."""
+        if self.stopping.is_set():
+            raise RestoreError("stopped before it was done")
+        return call(), 1
 
     def fail(self, what, reason):
         log.error("restore of %s failed: %s", what, reason)
