@@ -9,10 +9,10 @@ time (UTC)           kind    users  customers     size  file                    
 2026-11-29 01:51:05  latest      3         40  21.4 kB  data_backup.json                              ok
 """
 import argparse
-import logging
 import sys
 
 from sleepguard.backup import take_backup
+from sleepguard.client import BackendClient
 from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
@@ -28,12 +28,11 @@ def main():
     try:
         settings = load_settings()
         setup_command_logging()
-        # The summary is printed below; its log line would only repeat it.
-        logging.getLogger("sleepguard.backup").setLevel(logging.ERROR)
         if args.list:
             print(format_backup_list(BackupStore(settings).list_backups()))
             return 0
-        outcome = take_backup(settings, accept_shrink=args.accept_shrink)
+        with BackendClient(settings) as client:
+            outcome = take_backup(settings, client, accept_shrink=args.accept_shrink)
     except EXPECTED as exc:
         parser.exit(*error_exit(parser.prog, exc))
     print(describe(outcome))

@@ -18,6 +18,7 @@ from helpers import seed_shop, shop_view, start_demo_process
 from sleepguard.atomicfile import ensure_private_dir, write_json_atomic
 from sleepguard.runner import read_state
 from sleepguard import services as registry
+from sleepguard.state import as_json
 from sleepguard.settings import SETTINGS, load_settings
 from sleepguard.snapshot import utc_now_iso
 
@@ -257,7 +258,8 @@ class Services:
         if process is not None and process.poll() is not None:
             raise BenchError(f"{name} exited with code {process.returncode} "
                              f"(see {self.data_dir / (name + '.output')} and its log)")
-        return read_state(self.data_dir, name) or {}
+        state = read_state(self.data_dir, name)
+        return as_json(state) if state else {}
 
     def figures(self, name):
         return self.state(name).get("last_figures", {})

@@ -8,6 +8,7 @@ backup service for a fresh backup. A restore that fails backs off: 1, 2, 4 ... c
 Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off.
 """
 
+import dataclasses
 import logging
 import signal
 import time
@@ -19,6 +20,7 @@ from .apply import restore_now
 from .runner import run_service
 from .services import AUTO_BACKUP, AUTO_RESTORE
 from .snapshot import utc_now_iso
+from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .wipe import judge_read
 
@@ -39,21 +41,18 @@ def _some(names):
 class AutoRestore:
     """One wipe check per iteration, a restore when it is a wipe, and the back-off after failures."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, client):
         self.settings = settings
+        self.client = client  # one pooled session for every check and restore of the service's life
         self.failures_in_a_row = 0
         self.checks_to_skip = 0
-        self.figures = {
-            "last_check_at": None, "last_verdict": None, "unknown_reads": 0, "wipes_seen": 0,
-            "large_drops_held": 0, "restores": 0, "failed_restores": 0, "restore_failures_in_a_row": 0,
-            "checks_to_skip": 0, "last_restore_at": None, "last_restore_complete": None,
-            "last_restore_summary": None, "users_needing_pin": [], "fresh_backup_asked": 0,
-        }
+        self.figures = RestoreFigures()
 
     def answer(self, outcome, summary):
         """The run_once result: outcome, summary and every figure, back-off included."""
-        self.figures.update(restore_failures_in_a_row=self.failures_in_a_row, checks_to_skip=self.checks_to_skip)
-        return {"outcome": outcome, "summary": summary, **self.figures}
+        self.figures.restore_failures_in_a_row, self.figures.checks_to_skip = self.failures_in_a_row, self.checks_to_skip
+        return Iteration(outcome, summary, dataclasses.replace(self.figures, users_needing_pin=list(
+            self.figures.users_needing_pin)))
 
     def run_once(self, context):
         if self.checks_to_skip and not context.woken:
@@ -62,45 +61,45 @@ class AutoRestore:
                                               f"check skipped, {self.checks_to_skip} more to skip")
         if self.checks_to_skip:
             log.info("woken: checking now although backing off")
-        self.figures["last_check_at"] = utc_now_iso()
-        with BackendClient(self.settings) as client:
-            try:
-                current = client.read_snapshot()
-            except BackendError as exc:
-                self.figures["unknown_reads"] += 1
-                self.figures["last_verdict"] = "unknown"
-                return self.answer("unknown", f"back end state unknown: {exc}; no restore")
-            backup = BackupStore(self.settings).latest_good_backup()
-            if backup is None:
-                self.figures["last_verdict"] = None
-                return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
-            judgement = judge_read(current, backup, self.settings.large_drop_fraction)
-            self.figures["last_verdict"] = judgement.verdict
-            if judgement.verdict == "wipe":
-                return self.restore(context, client, backup, judgement.reason)
+        self.figures.last_check_at = utc_now_iso()
+        try:
+            current = self.client.read_snapshot()
+        except BackendError as exc:
+            self.figures.unknown_reads += 1
+            self.figures.last_verdict = "unknown"
+            return self.answer("unknown", f"back end state unknown: {exc}; no restore")
+        backup = BackupStore(self.settings).latest_good_backup()
+        if backup is None:
+            self.figures.last_verdict = None
+            return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
+        judgement = judge_read(current, backup, self.settings.large_drop_fraction)
+        self.figures.last_verdict = judgement.verdict
+        if judgement.verdict == "wipe":
+            return self.restore(context, backup, current, judgement.reason)
         counts = current.counts()
         if judgement.verdict == "large_drop":
-            self.figures["large_drops_held"] += 1
+            self.figures.large_drops_held += 1
             return self.answer("held", f"large drop held for the owner, not restored: {judgement.reason} "
                                        "(accept it with manual_backup.py --accept-shrink)")
         after_all = ""
-        if self.figures["last_restore_complete"] is False and judgement.verdict in ("unchanged", "changed"):
+        if self.figures.last_restore_complete is False and judgement.verdict in ("unchanged", "changed"):
             # A restore counted failed when only its verifying read went wrong (a 502 at that instant):
             # nothing is missing now, so it was complete, and the status must stop calling it failed.
             after_all = "; the last restore is complete after all"
-            self.figures.update(restores=self.figures["restores"] + 1, last_restore_complete=True,
-                                last_restore_summary=f"{self.figures['last_restore_summary']}{after_all}")
+            figures = self.figures
+            figures.restores, figures.last_restore_complete = figures.restores + 1, True
+            figures.last_restore_summary = f"{figures.last_restore_summary}{after_all}"
         self.failures_in_a_row = self.checks_to_skip = 0
         return self.answer("ok", f"no wipe ({judgement.verdict}): the back end holds {counts['users']} users, "
                                  f"{counts['customers']} customers{after_all}")
 
-    def restore(self, context, client, backup, reason):
-        """Restore from the newest good backup, verify, and report; a failure starts the back-off."""
-        self.figures["wipes_seen"] += 1
+    def restore(self, context, backup, current, reason):
+        """Restore from the newest good backup, planned on the read that found the wipe; verify, report."""
+        self.figures.wipes_seen += 1
         log.warning("wipe detected: %s; restoring from %s", reason, backup.meta.get("path"))
         started = time.monotonic()
         try:
-            report = restore_now(self.settings, backup, client=client, stopping=context.stopping)
+            report = restore_now(self.settings, backup, client=self.client, current=current, stopping=context.stopping)
         except SleepguardError as exc:
             return self.failed(f"restore failed after {time.monotonic() - started:.1f} s: {exc}")
         result = report.result
@@ -109,16 +108,16 @@ class AutoRestore:
             f"{len(result.failures)} failed")
         summary = f"restore: {done} in {time.monotonic() - started:.1f} s"
         needing_pin = result.pins_to_hand_out if result is not None else []
-        self.figures.update(last_restore_at=utc_now_iso(), users_needing_pin=needing_pin)
+        self.figures.last_restore_at, self.figures.users_needing_pin = utc_now_iso(), needing_pin
         pin_note = f"; {len(needing_pin)} users need their new PIN: {_some(needing_pin)}" if needing_pin else ""
         if not report.complete:
             return self.failed(f"{summary}; NOT complete, still missing {_some(report.missing)}{pin_note}")
         self.failures_in_a_row = self.checks_to_skip = 0
-        self.figures.update(restores=self.figures["restores"] + 1, last_restore_complete=True)
+        self.figures.restores, self.figures.last_restore_complete = self.figures.restores + 1, True
         summary = f"{summary}; verified complete{pin_note}"
-        self.figures["last_restore_summary"] = summary
+        self.figures.last_restore_summary = summary
         if signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
-            self.figures["fresh_backup_asked"] += 1
+            self.figures.fresh_backup_asked += 1
             summary += "; asked the backup service for a fresh backup"
         return self.answer("restored", summary)
 
@@ -126,8 +125,9 @@ class AutoRestore:
         """Count a failed restore and skip the next 1, 2, 4 ... checks, so it never loops hot."""
         self.failures_in_a_row += 1
         self.checks_to_skip = min(2 ** (self.failures_in_a_row - 1), MAX_SKIPPED_CHECKS)
-        self.figures.update(failed_restores=self.figures["failed_restores"] + 1, last_restore_complete=False,
-                            last_restore_summary=summary)
+        figures = self.figures
+        figures.failed_restores, figures.last_restore_complete = figures.failed_restores + 1, False
+        figures.last_restore_summary = summary
         wait = self.checks_to_skip * self.settings.restore_check_interval
         return self.answer("restore_failed", f"{summary}; backing off: skipping the next {self.checks_to_skip} "
                                              f"checks ({wait:g} s)")
@@ -135,4 +135,6 @@ class AutoRestore:
 
 def run(settings):
     """Watch for wipes until SIGTERM; return the exit code."""
-    return run_service(SERVICE, LOG_NAME, settings, settings.restore_check_interval, AutoRestore(settings).run_once)
+    with BackendClient(settings) as client:
+        return run_service(SERVICE, LOG_NAME, settings, settings.restore_check_interval,
+                           AutoRestore(settings, client).run_once)

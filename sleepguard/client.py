@@ -2,22 +2,33 @@
 
 Every failure becomes a BackendError subclass with a plain reason, so callers can tell
 "unknown" (unreachable, garbage) from a well-formed answer — never an empty dataset by accident.
+
+The retry policy lives here and nowhere else (no caller retries on top of it): a failure with
+no answer (refused, reset, timed out, 502/503/504) is tried again after RETRY_BACKOFF,
+doubling, up to RETRIES times, for reads, PUTs and the creating POSTs whose duplicate answer
+makes a second try safe. Every operation — all its tries and pauses — ends within
+READ_TIMEOUT of its start: requests' timeout= restarts with every byte, so a watchdog shuts
+the socket when the operation's own clock runs out.
 """
 
 import http.client
 import json as jsonlib
 import logging
+import socket
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote, urlsplit
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
-from urllib3.util.retry import Retry
 
 from . import __version__
 from .exceptions import AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer
+from .restart import vanished_during_read
 from .settings import require_backend
 from .snapshot import Snapshot, utc_now_iso
 
@@ -65,6 +76,98 @@ def _failure_reason(error, settings):
     return f"connection failed ({type(error).__name__})"
 
 
+def _nothing_sent(error):
+    """True when the request never left: a connection that could not be made cannot have created anything."""
+    return any(isinstance(cause, (ConnectTimeoutError, requests.ConnectTimeout)) for cause in _causes(error))
+
+
+# The watch of the attempt running on this thread; a connection registers with it when it sends.
+_current = threading.local()
+
+
+class _Watch:
+    """Shuts the sockets of one attempt when its time is up, so a host trickling bytes cannot hold it."""
+
+    def __init__(self, seconds):
+        self.fired = False
+        self._connections = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(max(0.0, seconds), self._fire)
+        self._timer.daemon = True
+
+    def add(self, connection):
+        with self._lock:
+            self._connections.append(connection)
+            fired = self.fired
+        if fired:
+            _shut(connection)
+
+    def _fire(self):
+        with self._lock:
+            self.fired = True
+            connections = list(self._connections)
+        for connection in connections:
+            _shut(connection)
+
+    def __enter__(self):
+        _current.watch = self
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info):
+        self._timer.cancel()
+        _current.watch = None
+
+
+def _shut(connection):
+    """Shut a connection's socket: a read blocked in it returns at once (the pool then drops it)."""
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass  # already closed: nothing left to interrupt
+
+
+class _WatchedConnection(HTTPConnection):
+    """An HTTP connection that tells the running attempt's watch about itself before it sends."""
+
+    def request(self, *args, **kwargs):
+        watch = getattr(_current, "watch", None)
+        if watch is not None:
+            watch.add(self)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(_WatchedConnection, HTTPSConnection):
+    """The same for HTTPS."""
+
+
+class _WatchedPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    """requests' adapter with watched connections and no retries of its own: ours are in _send."""
+
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedPool, "https": _WatchedHTTPSPool}
+
+
+class _NoAnswer(Exception):
+    """One try got no answer; carries the BackendUnreachable to raise if no try is left."""
+
+    def __init__(self, error, sent):
+        super().__init__(str(error))
+        self.error = error
+        self.sent = sent  # False when the request never left this machine
+
+
 def _detail(body):
     """The server's error detail, short; FastAPI validation items keep only place and message (no inputs, no PINs)."""
     detail = body.get("detail") if isinstance(body, dict) else None
@@ -95,20 +198,12 @@ class BackendClient:
     def __init__(self, settings):
         require_backend(settings)
         self.settings = settings
-        self._timeout = (settings.connect_timeout, settings.read_timeout)
         self._session = requests.Session()
         self._session.headers["User-Agent"] = f"sleepguard/{__version__}"
-        retry = Retry(total=settings.retries, connect=settings.retries, read=settings.retries,
-                      status=settings.retries, other=0, backoff_factor=settings.retry_backoff,
-                      status_forcelist=HOST_DOWN_STATUSES,
-                      # Only idempotent calls are retried after a request went out. urllib3 still retries a
-                      # POST on connect errors: nothing was sent then, so nothing can be created twice.
-                      allowed_methods=frozenset({"GET", "HEAD", "PUT"}),
-                      # A host could ask for any Retry-After; our own backoff keeps the wait bounded.
-                      raise_on_status=False, respect_retry_after_header=False)
         workers = max(settings.backup_workers, settings.restore_workers)
         # Two pools: the back end and, in snapshot mode, possibly another host for SNAPSHOT_URL.
-        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=workers + 2, max_retries=retry)
+        # max_retries=0: urllib3 neither retries nor logs "Retrying (Retry(...))"; _send says what happened.
+        adapter = _WatchedAdapter(pool_connections=2, pool_maxsize=workers + 2, max_retries=0)
         self._session.mount("http://", adapter)
         self._session.mount("https://", adapter)
 
@@ -124,29 +219,71 @@ class BackendClient:
     # --- the one core every call goes through ---
 
     def _request(self, method, path_or_url, *, expect=(200,), json=None, params=None, auth=False):
-        """Send one request; return (status, parsed JSON body) for an expected status, else raise."""
+        """Send one request under the retry policy; return (status, parsed JSON body) for an expected status."""
+        status, body, _retried = self._send(method, path_or_url, expect=expect, json=json, params=params, auth=auth)
+        return status, body
+
+    def _send(self, method, path_or_url, *, expect=(200,), json=None, params=None, auth=False, safe_to_resend=None):
+        """The one retry loop: (status, body, retried), retried True when an earlier try went out unanswered.
+
+        GET and PUT are resent after any failure without an answer; a POST only when safe_to_resend
+        (its duplicate answer tells a second try from a first) or when it never left this machine.
+        """
         url = path_or_url if path_or_url.startswith(("http://", "https://")) else self.settings.backend_url + path_or_url
         # Label by path only: a URL may carry credentials, a header never goes into a message.
         label = f"{method} {urlsplit(url).path}"
-        headers = {"Authorization": f"Bearer {self.settings.api_token}"} if auth else None
-        started = time.monotonic()
-        try:
-            with self._session.request(method, url, json=json, params=params, headers=headers,
-                                       timeout=self._timeout, stream=True) as response:
-                raw = self._read_body(response, label)
-                status, content_type = response.status_code, response.headers.get("Content-Type", "no content type")
-        except requests.RequestException as error:
-            raise BackendUnreachable(f"{label}: {_failure_reason(error, self.settings)}") from error
-        log.debug("%s -> %d in %.3f s", label, status, time.monotonic() - started)
+        resendable = safe_to_resend if safe_to_resend is not None else method in ("GET", "HEAD", "PUT")
+        deadline = time.monotonic() + self.settings.read_timeout
+        retried = False
+        for attempt in range(self.settings.retries + 1):
+            try:
+                status, raw, content_type = self._attempt(method, url, label, deadline, json, params, auth)
+                break
+            except _NoAnswer as failed:
+                pause = self.settings.retry_backoff * 2 ** attempt
+                if attempt == self.settings.retries or not (resendable or not failed.sent) \
+                        or time.monotonic() + pause >= deadline:
+                    raise failed.error from None
+                retried = retried or failed.sent
+                log.debug("%s: %s; trying again in %.2f s", label, failed.error, pause)
+                time.sleep(pause)
         if status in expect:
-            return status, self._parse(raw, label, content_type)
-        if status in HOST_DOWN_STATUSES:
-            raise BackendUnreachable(f"{label}: host answered {status} (asleep or restarting)")
+            return status, self._parse(raw, label, content_type), retried
         detail = _detail(self._parse_quietly(raw))
         if 400 <= status < 500:
             hint = " (check API_TOKEN)" if auth and status in (401, 403) else ""
             raise BackendRejected(f"{label}: refused with {status}{hint}: {detail}", status=status)
         raise BadAnswer(f"{label}: unexpected status {status}: {detail}")
+
+    def _attempt(self, method, url, label, deadline, json, params, auth):
+        """One try within the operation's deadline: (status, body bytes, content type), or _NoAnswer."""
+        # A pause may overshoot the deadline a little; the smallest try then ends at once as timed out.
+        left = max(deadline - time.monotonic(), 0.001)
+        headers = {"Authorization": f"Bearer {self.settings.api_token}"} if auth else None
+        timeout = (min(self.settings.connect_timeout, left), left)
+        started = time.monotonic()
+        timed_out = BackendUnreachable(f"{label}: timed out after {self.settings.read_timeout} s")
+        with _Watch(left) as watch:
+            try:
+                with self._session.request(method, url, json=json, params=params, headers=headers,
+                                           timeout=timeout, stream=True) as response:
+                    raw = self._read_body(response, label)
+                    status, content_type = response.status_code, response.headers.get("Content-Type", "no content type")
+            except requests.RequestException as error:
+                if watch.fired:
+                    raise _NoAnswer(timed_out, sent=True) from None
+                reason = _failure_reason(error, self.settings)
+                raise _NoAnswer(BackendUnreachable(f"{label}: {reason}"), sent=not _nothing_sent(error)) from None
+            except BadAnswer as error:
+                if watch.fired:
+                    raise _NoAnswer(timed_out, sent=True) from None
+                if isinstance(error.__cause__, requests.exceptions.ChunkedEncodingError):
+                    raise _NoAnswer(error, sent=True) from None  # cut off mid-answer: worth another try
+                raise
+        log.debug("%s -> %d in %.3f s", label, status, time.monotonic() - started)
+        if status in HOST_DOWN_STATUSES:
+            raise _NoAnswer(BackendUnreachable(f"{label}: host answered {status} (asleep or restarting)"), sent=True)
+        return status, raw, content_type
 
     def _read_body(self, response, label):
         """Read the body up to the size cap, stopping early; a short body is an error, not an answer."""
@@ -173,12 +310,14 @@ class BackendClient:
             return jsonlib.loads(raw)
         except ValueError:
             raise BadAnswer(f"{label}: answer is not JSON ({content_type})") from None
+        except RecursionError:
+            raise BadAnswer(f"{label}: answer is nested too deeply to read") from None
 
     @staticmethod
     def _parse_quietly(raw):
         try:
             return jsonlib.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
 
     # --- reads ---
@@ -215,7 +354,7 @@ class BackendClient:
 
     def _read_meta(self, started):
         duration = time.monotonic() - started
-        log.info("read the back end (%s mode) in %.2f s", self.settings.backend_mode, duration)
+        log.debug("read the back end (%s mode) in %.2f s", self.settings.backend_mode, duration)
         return {"created_at": utc_now_iso(), "backend_url": self.settings.backend_url,
                 "mode": self.settings.backend_mode, "duration_seconds": round(duration, 3)}
 
@@ -235,7 +374,7 @@ class BackendClient:
                 raise
         # A host that restarts mid-read gives old users with some customer lists already empty, which can look
         # like the owner deleted one customer. The API cannot delete users, so a user id gone now means that.
-        gone = {user["id"] for user in users} - {user["id"] for user in self.list_users()}
+        gone = vanished_during_read({user["id"] for user in users}, {user["id"] for user in self.list_users()})
         if gone:
             raise BadAnswer(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the read: "
                             "the back end restarted meanwhile")
@@ -270,53 +409,38 @@ class BackendClient:
 
     # --- writes (for the restore) ---
 
-    def _posted(self, send, label):
-        """Send a POST, sending it again after a transient failure; return send()'s answer and whether it was resent.
-
-        To be replaced by the client branch's one retry policy: the minimum the restore needs meanwhile.
-        Only a try that got no whole answer is resent (a 503 is an answer): it may have created the record,
-        and the resent POST then meets it as "exists", which "retried" lets the caller count as its own.
-        """
-        for attempt in range(self.settings.retries + 1):
-            try:
-                return (*send(), attempt > 0)
-            except (BackendUnreachable, BadAnswer) as exc:
-                if attempt == self.settings.retries or not isinstance(exc.__cause__, requests.RequestException):
-                    raise
-                pause = self.settings.retry_backoff * 2 ** attempt
-                log.debug("%s failed (%s); sending it again in %.2f s", label, exc, pause)
-                time.sleep(pause)
-
     def create_user(self, email, pin):
-        """POST /api/users; (outcome, user, retried): "created", or "exists" for the 500-wrapped duplicate quirk."""
-        return self._posted(lambda: self._create_user_once(email, pin), "POST /api/users")
+        """POST /api/users: (outcome, user, retried), outcome "created" or "exists" (the 500-wrapped duplicate quirk).
 
-    def _create_user_once(self, email, pin):
+        Resent after a try that got no answer, which the duplicate answer makes safe; retried True then
+        says an "exists" may be our own first try.
+        """
         label = "POST /api/users"
-        status, body = self._request("POST", "/api/users", json={"email": email, "pin": pin}, expect=(201, 500))
+        status, body, retried = self._send("POST", "/api/users", json={"email": email, "pin": pin},
+                                           expect=(201, 500), safe_to_resend=True)
         if status == 201:
-            return "created", _check_records([body], label, ("id", "email"))[0]
+            return "created", _check_records([body], label, ("id", "email"))[0], retried
         if "already exists" not in _detail(body):
             raise BadAnswer(f"{label}: server error 500: {_detail(body)}")
         user = self.get_user(email)
         if user is None:
             raise BadAnswer(f"{label}: said the user already exists, but GET /api/users/{{email}} answered 404")
-        return "exists", user
+        return "exists", user, retried
 
     def create_customer(self, user_id, customer):
-        """POST /api/customers; (outcome, customer or None, retried): "created", or "exists" when the owner has that name."""
-        return self._posted(lambda: self._create_customer_once(user_id, customer), "POST /api/customers")
+        """POST /api/customers: (outcome, customer or None, retried); "exists" when the owner has that name already.
 
-    def _create_customer_once(self, user_id, customer):
+        Resent like create_user: the 400 "already exists" tells a second try from a first.
+        """
         label = "POST /api/customers"
         body = {"name": customer["name"], "money_given": customer.get("money_given", 0),
                 "total_spent": customer.get("total_spent", 0), "orders": customer.get("orders", [])}
-        status, answer = self._request("POST", "/api/customers", params={"user_id": user_id}, json=body,
-                                       expect=(201, 400))
+        status, answer, retried = self._send("POST", "/api/customers", params={"user_id": user_id}, json=body,
+                                             expect=(201, 400), safe_to_resend=True)
         if status == 201:
-            return "created", _check_records([answer], label, ("id", "name"))[0]
+            return "created", _check_records([answer], label, ("id", "name"))[0], retried
         if "already exists" in _detail(answer):
-            return "exists", None
+            return "exists", None, retried
         raise BackendRejected(f"{label}: refused with 400: {_detail(answer)}", status=400)
 
     def signin(self, email, pin):

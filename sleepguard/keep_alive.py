@@ -6,33 +6,20 @@ sleeping out its interval. Only that transition wakes it, never a steady healthy
 """
 
 import logging
-import signal
 import time
 
+from . import restart
 from .client import BackendClient
 from .exceptions import BackendError
-from .processes import signal_service
 from .runner import run_service
-from .services import AUTO_RESTORE, KEEP_ALIVE
+from .services import KEEP_ALIVE
 from .snapshot import utc_now_iso
+from .state import Iteration, KeepAliveFigures
 
 log = logging.getLogger(__name__)
 
 SERVICE = KEEP_ALIVE.name
 LOG_NAME = KEEP_ALIVE.log_name
-RESTORE_SERVICE = AUTO_RESTORE.name
-QUICK_TRIES = 3
-# The pause between quick tries waits in slices, so SIGTERM is noticed at once.
-PAUSE_SLICE_SECONDS = 0.05
-# Without a ping for this many intervals (the computer slept, say), the host may have slept too.
-QUIET_INTERVALS = 2
-
-
-def _pause(context, seconds):
-    """Sleep up to seconds, returning early once the service is stopping."""
-    deadline = time.monotonic() + seconds
-    while not context.stopping.is_set() and time.monotonic() < deadline:
-        time.sleep(min(PAUSE_SLICE_SECONDS, max(0.0, deadline - time.monotonic())))
 
 
 class KeepAlive:
@@ -46,55 +33,39 @@ class KeepAlive:
         self.last_ok_iso = None
         self.last_was_slow = False
         self.last_restart_seen_at = None
-        self.wakes_sent = 0
+        self.wake = restart.PendingWake(settings.data_dir)
         self.pings_ok = 0
         self.pings_failed = 0
 
-    def ping(self, context):
-        """GET /api/health, a few quick tries; return (latency, '') or (None, why it failed)."""
-        reason = ""
-        for attempt in range(QUICK_TRIES):
-            if attempt:
-                _pause(context, min(self.settings.retry_backoff * 2 ** (attempt - 1),
-                                    self.settings.keep_alive_interval / 4))
-            if context.stopping.is_set():
-                break
-            try:
-                _body, latency = self.client.health()
-            except BackendError as exc:
-                reason = str(exc)
-                log.debug("ping try %d of %d failed: %s", attempt + 1, QUICK_TRIES, reason)
-                continue
-            return latency, ""
-        return None, reason or "stopping"
+    def ping(self):
+        """GET /api/health (the client retries, within READ_TIMEOUT); return (latency, '') or (None, why it failed)."""
+        try:
+            _body, latency = self.client.health()
+        except BackendError as exc:
+            return None, str(exc)
+        return latency, ""
 
     def came_back(self, latency, asked_at):
-        """Why this answer means the host may have restarted, or '' when it does not."""
-        if self.consecutive_failures:
-            count = self.consecutive_failures
-            return f"back end answered again after {count} failure{'' if count == 1 else 's'}"
-        if latency <= self.settings.slow_answer_seconds:
-            return ""
-        # A cold start is the first slow answer: none came before, the last one was fast, or pings
-        # stopped for a while. A steadily slow network would otherwise wake the restore on every ping.
-        quiet = (self.last_ok_at is None or not self.last_was_slow
-                 or asked_at - self.last_ok_at > QUIET_INTERVALS * self.settings.keep_alive_interval)
-        if quiet:
-            return f"back end answered slowly ({latency:.2f} s, a cold start?)"
-        return ""
+        """Why this answer means the host may have restarted, or '' when it does not (restart.came_back)."""
+        since_last_ok = None if self.last_ok_at is None else asked_at - self.last_ok_at
+        return restart.came_back(self.consecutive_failures, latency, self.settings.slow_answer_seconds,
+                                 since_last_ok, self.last_was_slow, self.settings.keep_alive_interval)
 
     def wake_restore_service(self, why):
-        """Send SIGUSR1 to the restore service and log one line saying so."""
+        """Wake the restore service and log one line saying so; a wake it could not take is sent next round."""
         self.last_restart_seen_at = utc_now_iso()
-        if signal_service(self.settings.data_dir, RESTORE_SERVICE, signal.SIGUSR1):
-            self.wakes_sent += 1
+        if self.wake.ask(why):
             log.warning("%s; woke the restore service", why)
         else:
-            log.warning("%s; the restore service is not running, so nothing was woken", why)
+            log.warning("%s; the restore service is not running, so nothing was woken yet: trying again next round",
+                        why)
 
     def run_once(self, context):
+        waiting = self.wake.pending
+        if waiting and self.wake.deliver():
+            log.warning("%s; woke the restore service at last", waiting)
         asked_at = time.monotonic()
-        latency, reason = self.ping(context)
+        latency, reason = self.ping()
         if latency is None:
             self.consecutive_failures += 1
             self.pings_failed += 1
@@ -110,16 +81,12 @@ class KeepAlive:
             self.last_was_slow = latency > self.settings.slow_answer_seconds
             outcome = "ok"
             summary = f"health ok in {latency:.3f} s" + (" (slow)" if self.last_was_slow else "")
-        return {"outcome": outcome, "summary": summary,
-                "latency_seconds": None if latency is None else round(latency, 3),
-                "slow": latency is not None and self.last_was_slow,
-                "consecutive_failures": self.consecutive_failures,
-                "last_ok_at": self.last_ok_iso,
-                "last_restart_seen_at": self.last_restart_seen_at,
-                "wakes_sent": self.wakes_sent,
-                "pings_ok": self.pings_ok,
-                "pings_failed": self.pings_failed,
-                "last_error": reason or None}
+        figures = KeepAliveFigures(latency_seconds=None if latency is None else round(latency, 3),
+                                   slow=latency is not None and self.last_was_slow,
+                                   consecutive_failures=self.consecutive_failures, last_ok_at=self.last_ok_iso,
+                                   last_restart_seen_at=self.last_restart_seen_at, wakes_sent=self.wake.sent,
+                                   pings_ok=self.pings_ok, pings_failed=self.pings_failed, last_error=reason or None)
+        return Iteration(outcome, summary, figures)
 
 
 def run(settings):

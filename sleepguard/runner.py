@@ -8,14 +8,15 @@
                      in progress may finish, but long work should check
                      ``context.stopping.is_set()`` and return early. Only read it: the signal
                      handler sets it, so waiting on it from the main thread could deadlock.
-run_once returns a dict ``{"outcome": "good", "summary": "one line", **figures}``. The
-summary is logged at INFO and everything lands in ``DATA_DIR/<service>.state.json`` for
-the status screen. An exception from run_once is logged as "iteration failed: <reason>",
+run_once returns a state.Iteration(outcome, summary, figures), figures being the service's
+dataclass from state.py. The summary is logged at INFO (WARNING when the Iteration says warn),
+the one line of the iteration, and everything lands, as a
+state.ServiceState, in ``DATA_DIR/<service>.state.json`` for the status screen (read_state).
+An exception from run_once is logged as "iteration failed: <reason>",
 counted, and the loop goes on. SIGTERM/SIGINT end the loop within a second, even mid-wait;
 SIGUSR1 ends the wait at once. Signal handlers only record the signal; the loop acts on it.
 """
 
-import json
 import logging
 import os
 import signal
@@ -30,8 +31,11 @@ from .logsetup import setup_service_logging
 from .exceptions import ServiceAlreadyRunning
 from .processes import STOP_SIGNALS, Signals, acquire_pid_file
 from .services import state_file_path
+from .state import Iteration, ServiceState, as_json, read_state
 from .settings import Settings
 from .snapshot import utc_now_iso
+
+__all__ = ["ServiceContext", "read_state", "run_iteration", "run_service", "state_file_path", "write_state"]
 
 log = logging.getLogger(__name__)
 
@@ -47,22 +51,6 @@ class ServiceContext:
     woken: bool = False
 
 
-def read_state(data_dir: Path, service: str) -> dict | None:
-    """Read a service's state file for the status screen; None when missing or garbage."""
-    path = state_file_path(data_dir, service)
-    try:
-        state = json.loads(path.read_bytes())
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError) as exc:
-        log.warning("state file %s is unreadable: %s", path, exc)
-        return None
-    if not isinstance(state, dict):
-        log.warning("state file %s is not a JSON object", path)
-        return None
-    return state
-
-
 def _wait(signals: Signals, seconds: float) -> bool:
     """Wait out the interval, logging each signal that ends it early; True when one was a wake-up."""
     woken = False
@@ -75,37 +63,37 @@ def _wait(signals: Signals, seconds: float) -> bool:
     return woken
 
 
-def _run_iteration(context: ServiceContext, run_once: Callable, on_wake: Callable | None, state: dict) -> None:
+def run_iteration(context: ServiceContext, run_once: Callable, on_wake: Callable | None, state: ServiceState) -> None:
     """Run one iteration, log its outcome and record it in state; never raises an Exception."""
     started = time.monotonic()
-    state["last_run_at"] = utc_now_iso()
+    state.last_run_at = utc_now_iso()
     try:
         if context.woken and on_wake is not None:
             on_wake()
         result = run_once(context)
-        if not isinstance(result, dict):
-            raise TypeError(f"run_once returned {type(result).__name__}, not a dict")
+        if not isinstance(result, Iteration):
+            raise TypeError(f"run_once returned {type(result).__name__}, not an Iteration")
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}"
         log.error("iteration failed: %s", reason)
         log.debug("iteration failure details", exc_info=True)
-        state["failures"] += 1
-        state["consecutive_failures"] += 1
+        state.failures += 1
+        state.consecutive_failures += 1
         outcome, summary, figures = "failed", f"iteration failed: {reason}", {}
     else:
-        outcome = str(result.get("outcome", "good"))
-        summary = str(result.get("summary", ""))
-        figures = {key: value for key, value in result.items() if key not in ("outcome", "summary")}
-        log.info("%s", summary)
-        state["consecutive_failures"] = 0
-    state.update(
-        last_duration=round(time.monotonic() - started, 3),
-        last_outcome=outcome,
-        last_summary=summary,
-        # Figures that are not JSON (a datetime, a Path) are kept as their text.
-        last_figures=json.loads(json.dumps(figures, default=str)),
-        iterations=context.iteration,
-    )
+        outcome, summary, figures = str(result.outcome), str(result.summary), result.figures
+        log.log(logging.WARNING if result.warn else logging.INFO, "%s", summary)
+        state.consecutive_failures = 0
+    state.last_duration = round(time.monotonic() - started, 3)
+    state.last_outcome, state.last_summary = outcome, summary
+    # A failed iteration keeps no figures, as before: the status shows its summary.
+    state.last_figures = figures
+    state.iterations = context.iteration
+
+
+def write_state(data_dir: Path, state: ServiceState) -> None:
+    """Write a service's state file atomically, for the status screen to read back with read_state."""
+    write_json_atomic(state_file_path(data_dir, state.service), as_json(state))
 
 
 def run_service(service: str, log_name: str, settings: Settings, interval: float,
@@ -124,20 +112,16 @@ def run_service(service: str, log_name: str, settings: Settings, interval: float
         log.warning("not starting: %s", exc)
         raise
     context = ServiceContext(service, settings)
-    state = {
-        "service": service, "pid": os.getpid(), "started_at": utc_now_iso(),
-        "last_run_at": None, "last_duration": None, "last_outcome": None, "last_summary": None,
-        "last_figures": {}, "iterations": 0, "failures": 0, "consecutive_failures": 0,
-    }
+    state = ServiceState(service=service, pid=os.getpid(), started_at=utc_now_iso())
     with pid_lock:
         signals = Signals(stopping=context.stopping)
         try:
             log.info("%s started (PID %d), every %g s", service, os.getpid(), interval)
             while not context.stopping.is_set():
                 context.iteration += 1
-                _run_iteration(context, run_once, on_wake, state)
+                run_iteration(context, run_once, on_wake, state)
                 try:
-                    write_json_atomic(state_file_path(data_dir, service), state)
+                    write_state(data_dir, state)
                 except OSError as exc:
                     log.error("could not write state file: %s", exc)
                 context.woken = _wait(signals, interval)

@@ -18,9 +18,9 @@ from .client import BackendClient
 from .exceptions import BackendError, PinFileError
 from .pins import RESTORED_PINS_NAME, pending_pins
 from .processes import check_service, running_demo_url
-from .runner import read_state
 from .services import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICES, log_path
 from .snapshot import parse_utc_time
+from .state import as_json, last_figures, read_state
 from .store import BackupStore
 
 STALE_AFTER_INTERVALS = 3
@@ -52,10 +52,9 @@ def _scrub(value, secret: str):
     return value
 
 
-def _service_status(data_dir: Path, service, now: float) -> dict:
-    """One service: verified process state plus what its last iteration did."""
+def _service_status(data_dir: Path, service, now: float, state) -> dict:
+    """One service: verified process state plus what its last iteration did (state as read_state gave it)."""
     process = check_service(data_dir, service.name)
-    state = read_state(data_dir, service.name) or {}
     running = process.state == "running"
     return {
         "service": service.name,
@@ -65,29 +64,29 @@ def _service_status(data_dir: Path, service, now: float) -> dict:
         "started_at": _iso(datetime.fromtimestamp(process.started_at, timezone.utc)) if running else None,
         "uptime_seconds": round(now - process.started_at, 1) if running else None,
         "log_file": str(log_path(data_dir, service)),
-        "last_run_at": state.get("last_run_at"),
-        "last_outcome": state.get("last_outcome"),
-        "last_summary": state.get("last_summary"),
-        "last_figures": state.get("last_figures") if isinstance(state.get("last_figures"), dict) else {},
-        "iterations": state.get("iterations"),
-        "failures": state.get("failures"),
-        "consecutive_failures": state.get("consecutive_failures"),
+        "last_run_at": state.last_run_at if state else None,
+        "last_outcome": state.last_outcome if state else None,
+        "last_summary": state.last_summary if state else None,
+        "last_figures": as_json(state.last_figures) if state else {},
+        "iterations": state.iterations if state else None,
+        "failures": state.failures if state else None,
+        "consecutive_failures": state.consecutive_failures if state else None,
     }
 
 
-def _backend_status(settings, data_dir: Path, by_name: dict) -> dict:
+def _backend_status(settings, data_dir: Path, states: dict) -> dict:
     """The back end: which URL, whether one quick health call gets an answer, the last restart seen."""
     url, source = settings.backend_url, "BACKEND_URL"
     if not url:
         url, source = running_demo_url(data_dir) or "", "demo"
-    pinged = by_name[KEEP_ALIVE.name]["last_figures"]
+    pinged = last_figures(states[KEEP_ALIVE.name], KEEP_ALIVE.name)
+    backups = last_figures(states[AUTO_BACKUP.name], AUTO_BACKUP.name)
     # The keep-alive sees a restart as a failure then an answer, the backup service as a trigger count reset.
-    restarts = [by_name[name]["last_figures"].get("last_restart_seen_at") for name in (KEEP_ALIVE.name,
-                                                                                       AUTO_BACKUP.name)]
+    restarts = [pinged.last_restart_seen_at, backups.last_restart_seen_at]
     backend = {"configured": bool(url), "url": _shown_url(url) if url else "", "source": source if url else None,
                "mode": settings.backend_mode, "reachable": None, "latency_seconds": None, "health": None,
                "error": None, "last_restart_seen": max(filter(None, restarts), default=None),
-               "keep_alive_latency_seconds": pinged.get("latency_seconds")}
+               "keep_alive_latency_seconds": pinged.latency_seconds}
     if not url:
         return backend
     # One try, short timeouts: a status screen must not hang on a sleeping host.
@@ -146,12 +145,11 @@ def _backup_status(settings, now: datetime) -> tuple[dict | None, dict, list]:
     return backup, history, suspects
 
 
-def _last_restore(restore_service: dict) -> dict:
+def _last_restore(restore_state) -> dict:
     """What the restore service last did, from the figures its iterations record."""
-    figures = restore_service["last_figures"]
-    return {"at": figures.get("last_restore_at"), "what": figures.get("last_restore_summary"),
-            "complete": figures.get("last_restore_complete"),
-            "users_needing_pin": figures.get("users_needing_pin") or []}
+    figures = last_figures(restore_state, AUTO_RESTORE.name)
+    return {"at": figures.last_restore_at, "what": figures.last_restore_summary,
+            "complete": figures.last_restore_complete, "users_needing_pin": figures.users_needing_pin or []}
 
 
 def _warnings(status: dict) -> list[str]:
@@ -194,8 +192,8 @@ def collect_status(settings) -> dict:
     """Gather the whole status as a JSON-ready dict; reads files and makes one health call."""
     data_dir = Path(settings.data_dir)
     now = datetime.now(timezone.utc)
-    services = [_service_status(data_dir, service, time.time()) for service in SERVICES]
-    by_name = {service["service"]: service for service in services}
+    states = {service.name: read_state(data_dir, service.name) for service in SERVICES}
+    services = [_service_status(data_dir, service, time.time(), states[service.name]) for service in SERVICES]
     backup, history, suspects = _backup_status(settings, now)
     try:
         pins, pins_problem = pending_pins(data_dir), None
@@ -204,12 +202,12 @@ def collect_status(settings) -> dict:
     status = {
         "checked_at": _iso(now),
         "data_dir": str(data_dir),
-        "backend": _backend_status(settings, data_dir, by_name),
+        "backend": _backend_status(settings, data_dir, states),
         "services": services,
         "last_good_backup": backup,
         "history": history,
         "suspects_held": suspects,
-        "last_restore": _last_restore(by_name[AUTO_RESTORE.name]),
+        "last_restore": _last_restore(states[AUTO_RESTORE.name]),
         "pins_to_hand_out": pins,
         "pins_problem": pins_problem,
     }

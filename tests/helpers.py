@@ -11,6 +11,8 @@ from pathlib import Path
 
 import requests
 
+from sleepguard.backup import take_backup
+from sleepguard.client import BackendClient
 from sleepguard.settings import SETTINGS, load_settings
 from sleepguard.snapshot import Snapshot, parse_backup
 
@@ -27,6 +29,12 @@ def make_settings(data_dir, backend_url="", **overrides):
                "CONNECT_TIMEOUT": "2", "RETRY_BACKOFF": "0.05", "RETRIES": "2",
                **{k.upper(): str(v) for k, v in overrides.items()}}
     return load_settings(environ=environ, env_file=NO_SETTINGS_FILE)
+
+
+def backup_now(settings, accept_shrink=False):
+    """One backup over a client of its own, as manual_backup.py takes it."""
+    with BackendClient(settings) as client:
+        return take_backup(settings, client, accept_shrink=accept_shrink)
 
 
 def seed_shop(url, users=3, customers=4, prefix="owner", pin_of=lambda i: f"{4000 + i}", workers=16):
@@ -159,3 +167,45 @@ def api_snapshot(owners):
     customers = {f"id-{email}": [{"id": f"c-{email}-{name}", "name": name, "money_given": 0.0, "total_spent": 0.0,
                                   "orders": [{"id": "o1"}]} for name in names] for email, names in owners.items()}
     return Snapshot.from_api(users, customers, {"mode": "babs10"})
+
+
+class RawServer:
+    """A loopback TCP server that accepts and then never answers ("silent") or sends a byte a second ("trickle")."""
+
+    def __init__(self, mode):
+        self.mode = mode
+        self.stopping = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(0.1)
+        self.url = f"http://127.0.0.1:{self.listener.getsockname()[1]}"
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self):
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.listener.accept()
+            except TimeoutError:
+                continue
+            threading.Thread(target=self._hold, args=(conn,), daemon=True).start()
+
+    def _hold(self, conn):
+        # A status line that never ends: every byte restarts a per-read timeout, so only a clock can stop it.
+        trickle = b"HTTP/1.1 200 OK\r\nX-Slow: " + b"a" * 10_000
+        with conn:
+            for byte in trickle:
+                if self.stopping.wait(1.0):
+                    return
+                if self.mode == "trickle":
+                    try:
+                        conn.sendall(bytes([byte]))
+                    except OSError:
+                        return
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stopping.set()
+        self.thread.join()
+        self.listener.close()

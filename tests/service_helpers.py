@@ -17,6 +17,7 @@ from sleepguard.exceptions import BackupFileError
 from sleepguard.processes import write_pid
 from sleepguard.runner import read_state
 from sleepguard.services import DEMO, SERVICES, log_path, pid_file_path, program_named
+from sleepguard.state import as_json
 from sleepguard.snapshot import parse_backup
 
 STOP_DEADLINE = 10
@@ -81,7 +82,7 @@ def log_text(data_dir, service):
 def figures(data_dir, service):
     """The figures of the service's last iteration ({} before the first)."""
     state = read_state(data_dir, service)
-    return state["last_figures"] if state else {}
+    return as_json(state)["last_figures"] if state else {}
 
 
 def wait_for_figures(data_dir, service, done, timeout, what):
@@ -221,4 +222,4 @@ class ServiceCommandChecks:
             wait_until(lambda: read_state(data_dir, self.SERVICE), 10, "the first copy's first iteration")
             second = run_command(self.COMMAND, env=env, timeout=20)
             assert_one_line_error(second, self.COMMAND, f"{self.SERVICE} is already running (PID {first.pid})")
-            assert first.poll() is None and read_state(data_dir, self.SERVICE)["pid"] == first.pid
+            assert first.poll() is None and read_state(data_dir, self.SERVICE).pid == first.pid

@@ -11,9 +11,9 @@ import requests
 from conftest import DEMO_TOKEN
 from counting_proxy import CountingProxy
 from fault_proxy import FaultProxy
-from helpers import GUESSES, customer_count, legacy_snapshot, make_settings, seed_shop, shop_view, signs_in, sorted_state
+from helpers import (GUESSES, backup_now, customer_count, legacy_snapshot, make_settings, seed_shop, shop_view,
+                     signs_in, sorted_state)
 from sleepguard.apply import apply_plan, restore_now
-from sleepguard.backup import take_backup
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import RestoreError
 from sleepguard.pins import pending_pins, read_restored_pins, restored_pins_path
@@ -30,7 +30,7 @@ def backed_up_shop(demo, data_dir, users=3, customers=3, **overrides):
     """Seed the demo, take a good backup, return (settings, shop, admin state at backup time)."""
     shop = seed_shop(demo.url, users=users, customers=customers)
     settings = make_settings(data_dir, demo.url, **overrides)
-    assert take_backup(settings).kind == "good"
+    assert backup_now(settings).kind == "good"
     return settings, shop, demo.state()
 
 

@@ -2,6 +2,7 @@
 
 import re
 import signal
+import time
 from datetime import datetime
 
 import pytest
@@ -118,7 +119,7 @@ def test_a_wipe_never_reaches_data_backup_json_its_reads_are_held_aside(services
     assert found["restarts_seen"] == 1 and found["wakes_sent"] == 0 and found["good_count"] == 1
     assert "the restore service is not running; no backup of this state" in log_text(data_dir, BACKUP)
     assert "backup HELD AS SUSPECT (wipe)" in log_text(data_dir, BACKUP)
-    assert read_state(data_dir, BACKUP)["last_outcome"] in ("suspect", "idle")
+    assert read_state(data_dir, BACKUP).last_outcome in ("suspect", "idle")
     assert len(suspect_files(data_dir)) == 1, "the same wiped read is held once"
     assert watcher.fewest_customers == 6 and watcher.problems == []
 
@@ -174,4 +175,50 @@ def test_a_restart_with_the_trigger_counter_still_at_zero_wakes_the_restore_serv
     wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15, "the restore")
     assert "back end restarted (none of the backed-up users are listed): woke the restore service" \
         in log_text(data_dir, BACKUP)
-    assert read_state(data_dir, BACKUP)["last_figures"]["restarts_seen"] == 1
+    assert read_state(data_dir, BACKUP).last_figures.restarts_seen == 1
+
+
+def test_a_restart_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=2, customers=3)
+    trigger(demo_backend.url)
+    poll = 0.5
+    # Neither the restore's own check nor a scheduled backup comes in this test's time: only the backup service's probe.
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(poll),
+                      RESTORE_CHECK_INTERVAL="120")
+    services.start(RESTORE, env)
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1 and f["trigger_count"] == 1, 10, "a backup")
+    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
+
+    # The host restarts but the data is put back as it was, the trigger counter reset: a restart, no wipe.
+    kept = demo_backend.state()
+    demo_backend.admin("PUT", "/api/admin/snapshot", json={**kept, "backup_triggers": []}).raise_for_status()
+    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1 and f["trigger_count"] == 0, 5,
+                     "the restart to be seen")
+    wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)
+    wait_for_log(data_dir, RESTORE, "no wipe (", 5)
+
+    demo_backend.sleep_now()
+    slept = time.monotonic()
+    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 15, "the restore")
+    took = time.monotonic() - slept
+    summary = wait_for_log(data_dir, RESTORE, "; verified complete", 10)
+    restore_seconds = float(re.search(r"INFO restore: .* in (\d+\.\d) s; verified complete", summary).group(1))
+    assert took <= poll + restore_seconds + 1.5, f"restored {took:.1f} s after the sleep"
+    assert "back end restarted (none of the backed-up users are listed): woke the restore service" \
+        in log_text(data_dir, BACKUP)
+
+
+def test_a_wake_the_restore_service_was_not_there_for_is_sent_when_it_is(services, demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=2, customers=3)
+    trigger(demo_backend.url)
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="120")
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
+    demo_backend.sleep_now()
+    found = wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1, 5, "the restart to be seen")
+    assert found["wakes_sent"] == 0
+    services.start(RESTORE, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["wakes_sent"] == 1, 10, "the kept wake delivered")
+    wait_for_log(data_dir, BACKUP, "woke the restore service at last (back end restarted (trigger count 1 -> 0))", 5)

@@ -1,17 +1,18 @@
 """The restore service as a real process: a wipe comes back at once and once, anything doubtful is left alone."""
 
 import re
+import signal
 
 import pytest
 import requests
 
 from conftest import DEMO_TOKEN
 from fault_proxy import FaultProxy
-from helpers import command_env, make_settings, seed_shop
+from helpers import backup_now, command_env, make_settings, seed_shop
 from service_helpers import (LOG_NAMES, BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_for_log, wait_until)
 from sleepguard.atomicfile import write_json_atomic
-from sleepguard.backup import take_backup
+from sleepguard.processes import signal_service
 from sleepguard.pins import read_restored_pins
 from sleepguard.runner import read_state
 from sleepguard.snapshot import Snapshot, utc_now_iso
@@ -58,7 +59,7 @@ def assert_no_secret_in_logs(data_dir, secrets):
 def backed_up_shop(demo, data_dir, users=2, customers=3):
     """Seed the demo and take a good backup in-process; return the shop."""
     shop = seed_shop(demo.url, users=users, customers=customers, pin_of=SEEDED_PINS)
-    assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
     return shop
 
 
@@ -77,8 +78,8 @@ def test_a_wipe_is_restored_within_a_check_interval_each_customer_under_its_owne
         wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 5, "the restore")
         found = wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 5, "the restore's figures")
         # A few checks later: still one restore for the one wipe.
-        iterations = read_state(data_dir, RESTORE)["iterations"]
-        wait_until(lambda: read_state(data_dir, RESTORE)["iterations"] >= iterations + 2, 5, "two more checks")
+        iterations = read_state(data_dir, RESTORE).iterations
+        wait_until(lambda: read_state(data_dir, RESTORE).iterations >= iterations + 2, 5, "two more checks")
 
     assert figures(data_dir, RESTORE)["restores"] == 1 and figures(data_dir, RESTORE)["wipes_seen"] == 1
     assert customer_contents(demo_backend.state()) == before
@@ -165,7 +166,7 @@ def test_a_large_drop_is_held_for_the_owner_not_restored(services, demo_backend,
     services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.1"))
     found = wait_for_figures(data_dir, RESTORE, lambda f: f["large_drops_held"] >= 2, 10, "two checks")
     assert found["last_verdict"] == "large_drop" and found["wipes_seen"] == found["restores"] == 0
-    assert read_state(data_dir, RESTORE)["last_outcome"] == "held"
+    assert read_state(data_dir, RESTORE).last_outcome == "held"
     assert "large drop held for the owner, not restored" in log_text(data_dir, RESTORE)
     assert shop_by_owner(demo_backend.url)["owner0@example.com"] == []
 
@@ -178,7 +179,7 @@ def test_a_restore_that_cannot_complete_backs_off_instead_of_looping(services, d
     write_json_atomic(data_dir / "data_backup.json", backup.to_document())
     services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.05"))
 
-    wait_until(lambda: (read_state(data_dir, RESTORE) or {}).get("iterations", 0) >= 24, 10, "24 iterations")
+    wait_until(lambda: getattr(read_state(data_dir, RESTORE), "iterations", 0) >= 24, 10, "24 iterations")
     found = figures(data_dir, RESTORE)
     # Tries at checks 1, 3, 6, 11, 20 (skipping 1, 2, 4, 8 ...); a hot loop would have tried about 24 times.
     assert 4 <= found["failed_restores"] <= 6, found
@@ -188,3 +189,16 @@ def test_a_restore_that_cannot_complete_backs_off_instead_of_looping(services, d
                      r"\(0\.2 s\)\n", log)
     assert "backing off after 3 failed restores in a row: check skipped" in log
     assert shop_by_owner(demo_backend.url) == {"good@example.com": ["Kept"]}, "merged, never duplicated"
+
+
+def test_a_restore_reads_the_back_end_twice_the_read_it_decided_on_and_the_verifying_one(
+        services, demo_backend, data_dir):
+    shop = backed_up_shop(demo_backend, data_dir)
+    services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="30", LOG_LEVEL="DEBUG"))
+    wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
+    demo_backend.sleep_now()
+    assert signal_service(data_dir, RESTORE, signal.SIGUSR1)
+    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 10, "the restore")
+    log = wait_for_log(data_dir, RESTORE, "; verified complete", 10)
+    restore_round = log[log.index("woken by SIGUSR1"):log.index("; verified complete")]
+    assert restore_round.count("read the back end (babs10 mode)") == 2, restore_round

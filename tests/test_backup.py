@@ -5,8 +5,7 @@ import socket
 
 import requests
 
-from helpers import command_env, make_settings, run_command, seed_shop
-from sleepguard.backup import take_backup
+from helpers import backup_now, command_env, make_settings, run_command, seed_shop
 from sleepguard.store import BackupStore
 from sleepguard.wording import describe, format_backup_list
 
@@ -35,7 +34,7 @@ def test_the_incident_replayed_loses_nothing(demo_backend, data_dir):
     """Wipe, the owner signs up again and adds a customer, then backups run on and on: the good backup survives."""
     shop = seed_shop(demo_backend.url, users=5, customers=6)
     settings = make_settings(data_dir, demo_backend.url, keep_last=3)
-    assert take_backup(settings).kind == "good"
+    assert backup_now(settings).kind == "good"
     store = BackupStore(settings)
     history_before, latest_before = good_history(store), store.latest_path.read_bytes()
 
@@ -47,7 +46,7 @@ def test_the_incident_replayed_loses_nothing(demo_backend, data_dir):
                   json={"name": "Customer 0 of owner0", "money_given": 1, "orders": []}, timeout=10).raise_for_status()
 
     for _ in range(50):
-        outcome = take_backup(settings)
+        outcome = backup_now(settings)
         assert outcome.kind == "suspect" and outcome.judgement.verdict == "wipe", describe(outcome)
     for _ in range(3):
         result = run_command("manual_backup.py", env=command_env(data_dir, demo_backend.url, KEEP_LAST=3))
@@ -69,7 +68,7 @@ def test_a_deletion_is_kept_a_large_drop_is_held_until_accepted(demo_backend, da
     shop = seed_shop(demo_backend.url, users=1, customers=10)
     (owner,) = shop.values()
     settings = make_settings(data_dir, demo_backend.url)
-    assert take_backup(settings).kind == "good"
+    assert backup_now(settings).kind == "good"
 
     def delete(name):
         requests.delete(f"{demo_backend.url}/api/customers/{owner['customers'][name]['id']}",
@@ -77,7 +76,7 @@ def test_a_deletion_is_kept_a_large_drop_is_held_until_accepted(demo_backend, da
 
     names = sorted(owner["customers"])
     delete(names[0])
-    deleted = take_backup(settings)
+    deleted = backup_now(settings)
     assert deleted.kind == "good" and deleted.judgement.verdict == "deleted"
     assert deleted.counts["customers"] == 9
     store = BackupStore(settings)
@@ -85,7 +84,7 @@ def test_a_deletion_is_kept_a_large_drop_is_held_until_accepted(demo_backend, da
 
     for name in names[1:7]:
         delete(name)
-    held = take_backup(settings)
+    held = backup_now(settings)
     assert held.kind == "suspect" and held.judgement.verdict == "large_drop"
     assert store.latest_path.read_bytes() == latest_before
 
@@ -103,7 +102,7 @@ def test_a_deletion_is_kept_a_large_drop_is_held_until_accepted(demo_backend, da
 
 def test_a_failed_read_touches_nothing_not_even_the_folder(data_dir):
     settings = make_settings(data_dir / "not-yet", f"http://127.0.0.1:{free_port()}", retries=0)
-    outcome = take_backup(settings)
+    outcome = backup_now(settings)
     assert outcome.kind == "failed" and "connection refused" in outcome.reason
     assert not (data_dir / "not-yet").exists()
     assert describe(outcome).startswith("backup failed in ")
@@ -112,15 +111,28 @@ def test_a_failed_read_touches_nothing_not_even_the_folder(data_dir):
 def test_unchanged_content_writes_no_new_file(demo_backend, data_dir):
     seed_shop(demo_backend.url, users=2, customers=3)
     settings = make_settings(data_dir, demo_backend.url)
-    first = take_backup(settings)
+    first = backup_now(settings)
     store = BackupStore(settings)
     before = good_history(store)
     latest = store.latest_path.read_bytes()
     os.utime(store.latest_path, (1_000_000, 1_000_000))
-    again = take_backup(settings)
+    again = backup_now(settings)
     assert again.kind == "unchanged" and again.path == store.latest_path
     assert good_history(store) == before and [first.path.name] == list(before)
     assert store.latest_path.read_bytes() == latest and store.latest_path.stat().st_mtime > 1_000_000 + 3600
     assert "backup unchanged: 2 users, 6 customers, 6 orders in " in describe(again)
     table = format_backup_list(store.list_backups())
     assert table.splitlines()[1].split()[2:5] == ["latest", "2", "6"]
+
+
+def test_the_summary_is_said_once_by_whoever_took_the_backup(demo_backend, data_dir, caplog):
+    """The library returns the outcome and logs none of it; the command prints it once, the service logs it once."""
+    seed_shop(demo_backend.url, users=2, customers=3)
+    with caplog.at_level("DEBUG", logger="sleepguard.backup"):
+        assert backup_now(make_settings(data_dir, demo_backend.url)).kind == "good"
+    assert not [record for record in caplog.records if record.name == "sleepguard.backup"]
+    demo_backend.sleep_now()
+    seed_shop(demo_backend.url, users=1, customers=1, prefix="again")
+    result = run_command("manual_backup.py", env=command_env(data_dir, demo_backend.url))
+    assert result.returncode == 1
+    assert (result.stdout + result.stderr).count("HELD AS SUSPECT") == 1, result.stdout + result.stderr

@@ -18,11 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import DemoBackend
-from helpers import (COMMANDS, NO_SETTINGS_FILE, PROJECT_DIR, command_env, files_under, free_port, make_settings,
-                     seed_shop)
+from helpers import (COMMANDS, NO_SETTINGS_FILE, PROJECT_DIR, backup_now, command_env, files_under, free_port,
+                     make_settings, seed_shop)
 from service_helpers import processes_of
 from sleepguard import store
-from sleepguard.backup import take_backup
 from sleepguard.exceptions import BackupFileError, PinFileError, RestoreError, SettingsError
 from sleepguard.pins import load_pins_file, restored_pins_path
 from sleepguard.source import choose_backup
@@ -208,7 +207,7 @@ def wiped_shop(tmp_path_factory):
         data_dir = tmp_path_factory.mktemp("bad-files") / "data"
         data_dir.mkdir(mode=0o700)
         shop = seed_shop(demo.url, users=2, customers=2, pin_of=lambda i: PINS[i])
-        assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+        assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
         demo.sleep_now()
         yield demo, data_dir, shop
     finally:

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import DemoBackend
 from fault_proxy import FaultProxy
-from helpers import make_settings, seed_shop
+from helpers import RawServer, make_settings, seed_shop
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer
 
@@ -196,12 +196,28 @@ def test_reads_are_retried_through_a_short_outage(proxy, data_dir):
 
 
 def test_a_post_is_never_resent_after_it_went_out(proxy, data_dir):
+    # A plain POST (sign-in) is never resent; the creating POSTs are, below, because their duplicate answer is safe.
     proxy.set_fault("503", path_prefix="/api/users", count=1)
     seen = proxy.requests_seen
     with BackendClient(make_settings(data_dir, proxy.url, retries=3)) as client:
         with pytest.raises(BackendUnreachable, match="503"):
-            client.create_user("once@example.com", SECRET_PIN)
+            client.signin("once@example.com", SECRET_PIN)
     assert proxy.requests_seen - seen == 1
+
+
+def test_a_create_whose_answer_was_lost_is_resent_and_says_so(proxy, data_dir):
+    # The POST reaches the back end and creates the record; only its answer is cut off on the way back.
+    with BackendClient(make_settings(data_dir, proxy.url, retries=2)) as client:
+        assert client.create_user("first@example.com", SECRET_PIN)[::2] == ("created", False)
+        proxy.set_fault("truncated", path_prefix="/api/users", count=1)
+        outcome, user, retried = client.create_user("lost@example.com", SECRET_PIN)
+        # The second try met our own first: "exists", and retried says so.
+        assert (outcome, retried) == ("exists", True)
+        assert client.signin("lost@example.com", SECRET_PIN) is True
+        proxy.set_fault("truncated", path_prefix="/api/customers", count=1)
+        outcome, customer, retried = client.create_customer(user["id"], {"name": "Once"})
+        assert (outcome, customer, retried) == ("exists", None, True)
+        assert [c["name"] for c in client.list_customers(user["id"])] == ["Once"]
 
 
 # --- writes and their quirks ---
@@ -226,7 +242,7 @@ def test_duplicate_customer_means_exists(demo_backend, data_dir):
     owner = shop["owner0@example.com"]
     backed_up = {**next(iter(owner["customers"].values())), "user_id": "old-id", "id": "old"}
     with BackendClient(make_settings(data_dir, demo_backend.url)) as client:
-        assert client.create_customer(owner["id"], backed_up)[:2] == ("exists", None)
+        assert client.create_customer(owner["id"], backed_up) == ("exists", None, False)
         outcome, created, _ = client.create_customer(owner["id"], {**backed_up, "name": "Fresh"})
         listed = client.list_customers(owner["id"])
     assert outcome == "created" and created["orders"] == backed_up["orders"]
@@ -276,3 +292,35 @@ def test_validation_errors_never_echo_the_pin(canned, data_dir):
         client.create_user("a@example.com", SECRET_PIN)
     assert "body.pin: String should have at most 6 characters" in str(caught.value)
     assert SECRET_PIN not in str(caught.value)
+
+
+# --- the client's own clock and its one retry policy ---
+
+@pytest.mark.parametrize("mode", ["silent", "trickle"])
+def test_an_operation_ends_within_read_timeout_however_the_host_stalls(data_dir, mode):
+    with RawServer(mode) as server, \
+            BackendClient(make_settings(data_dir, server.url, read_timeout=1.5, retries=3)) as client:
+        started = time.monotonic()
+        with pytest.raises(BackendUnreachable, match=r"GET /api/health: timed out after 1\.5 s"):
+            client.health()
+        took = time.monotonic() - started
+    assert 1.4 < took < 1.5 + 0.5, f"took {took:.2f} s"
+
+
+def test_urllib3_retry_chatter_stays_out_of_the_logs(proxy, data_dir, caplog):
+    proxy.set_fault("503", path_prefix="/api/users", count=2)
+    with caplog.at_level("DEBUG"), BackendClient(make_settings(data_dir, proxy.url, retries=2)) as client:
+        assert client.read_snapshot().counts()["users"] == 3
+    assert not [r for r in caplog.records if r.name.startswith("urllib3") and r.levelno >= 30]
+    assert "Retrying (Retry(" not in caplog.text
+
+
+def test_an_answer_nested_too_deep_is_a_bad_answer(canned, data_dir):
+    deep = b"[" * 5000 + b"]" * 5000
+    server = canned({"/api/users": (200, "application/json", deep),
+                     "/api/health": (200, "application/json", b'{"status": ' + deep + b"}")})
+    with BackendClient(make_settings(data_dir, server.url)) as client:
+        with pytest.raises(BadAnswer, match="GET /api/users: answer is nested too deeply to read"):
+            client.read_snapshot()
+        with pytest.raises(BadAnswer, match="nested too deeply"):
+            client.health()

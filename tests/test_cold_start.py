@@ -94,8 +94,8 @@ def test_a_wake_after_the_computer_slept_is_one_restore_and_nothing_is_lost(star
             restored_after = time.monotonic() - woke_at
             wait_until(lambda: shop_by_owner(demo.url) == seeded_view(shop), 10, "every customer back")
             # A few more checks, with the wake-ups of the keep-alive and the backup service handled: no second restore.
-            iterations = read_state(data_dir, RESTORE)["iterations"]
-            wait_until(lambda: read_state(data_dir, RESTORE)["iterations"] >= iterations + 3, deadline,
+            iterations = read_state(data_dir, RESTORE).iterations
+            wait_until(lambda: read_state(data_dir, RESTORE).iterations >= iterations + 3, deadline,
                        "three more checks")
             wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] >= 2, deadline,
                              "a backup of the restored data")

@@ -169,7 +169,7 @@ def test_a_file_size_cap_fails_the_backup_cleanly_and_lifting_it_lets_the_runnin
 
     ride_out_trouble(service, demo_backend.url, lambda: set_cap(SIZE_CAP), lambda: set_cap(hard),
                      "File too large")
-    assert read_state(data_dir, SERVICE)["pid"] == service.process.pid
+    assert read_state(data_dir, SERVICE).pid == service.process.pid
 
 
 def test_manual_backup_on_a_capped_disk_says_why_in_one_line_and_changes_nothing(demo_backend, data_dir):

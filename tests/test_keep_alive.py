@@ -1,12 +1,13 @@
 """The keep-alive as a real process: its pings keep the host awake, and a host coming back wakes the restore service."""
 
 import re
+import time
 
 import pytest
 
 from fault_proxy import FaultProxy
-from helpers import command_env, seed_shop
-from service_helpers import Services, figures, log_text, wait_for_figures, wait_for_log
+from helpers import RawServer, command_env, seed_shop
+from service_helpers import Services, figures, log_text, wait_for_figures, wait_for_log, wait_until
 from sleepguard.runner import read_state
 
 KEEP_ALIVE = "keep_alive_super_aggressive"
@@ -39,7 +40,7 @@ def test_pings_keep_a_sleepy_host_awake_and_record_their_latency(services, start
     # Eight more pings span more than twice the host's idle limit.
     found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= pings + 8, 10, "eight pings")
     assert len(demo.state()["users"]) == 1, "the host fell asleep between pings"
-    assert read_state(data_dir, KEEP_ALIVE)["last_outcome"] == "ok"
+    assert read_state(data_dir, KEEP_ALIVE).last_outcome == "ok"
     assert 0 < found["latency_seconds"] < 1
     assert found["consecutive_failures"] == 0 and found["pings_failed"] == 0
     assert found["wakes_sent"] == 0 and found["last_restart_seen_at"] is None
@@ -85,3 +86,32 @@ def test_a_slow_answer_after_fast_ones_counts_as_a_cold_start_once(services, pro
     proxy.set_fault("latency", path_prefix="/api/health", count=3, latency=0.4)
     found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= pings + 4, 10, "three slow pings")
     assert found["wakes_sent"] == 2
+
+
+@pytest.mark.parametrize("mode", ["silent", "trickle"])
+def test_a_round_against_a_host_that_never_answers_ends_in_time(services, data_dir, mode):
+    interval, read_timeout = 0.5, 1.5
+    with RawServer(mode) as server:
+        services.start(KEEP_ALIVE, command_env(data_dir, server.url, KEEP_ALIVE_INTERVAL=interval,
+                                               READ_TIMEOUT=read_timeout, RETRIES=3))
+        failed = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_failed"] >= 1, 10, "a first failed ping")
+        wait_until(lambda: figures(data_dir, KEEP_ALIVE)["pings_failed"] > failed["pings_failed"], 10, "a next round")
+        started = time.monotonic()
+        count = figures(data_dir, KEEP_ALIVE)["pings_failed"]
+        wait_until(lambda: figures(data_dir, KEEP_ALIVE)["pings_failed"] > count, 10, "one more round")
+        took = time.monotonic() - started
+    assert took < interval + read_timeout + 1, f"one round took {took:.2f} s"
+    assert f"timed out after {read_timeout} s" in figures(data_dir, KEEP_ALIVE)["last_error"]
+
+
+def test_a_wake_the_restore_service_was_not_running_for_is_delivered_once_it_runs(services, proxy, data_dir):
+    env = command_env(data_dir, proxy.url, KEEP_ALIVE_INTERVAL="0.1")
+    services.start(KEEP_ALIVE, env)
+    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 1, 10, "a healthy ping")
+    proxy.set_fault("502", path_prefix="/api/health", seconds=0.8)
+    wait_for_log(data_dir, KEEP_ALIVE, "the restore service is not running, so nothing was woken yet", 5)
+    assert figures(data_dir, KEEP_ALIVE)["wakes_sent"] == 0
+    start_restore_service(services, env, data_dir)
+    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["wakes_sent"] == 1, 5, "the kept wake delivered")
+    wait_for_log(data_dir, KEEP_ALIVE, "; woke the restore service at last", 5)
+    wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)

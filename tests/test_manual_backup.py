@@ -9,8 +9,7 @@ import sys
 import pytest
 
 from fault_proxy import FaultProxy
-from helpers import PROJECT_DIR, command_env, files_under, free_port, make_settings, run_command, seed_shop
-from sleepguard.backup import take_backup
+from helpers import PROJECT_DIR, backup_now, command_env, files_under, free_port, make_settings, run_command, seed_shop
 from sleepguard.store import BackupStore
 
 
@@ -31,7 +30,7 @@ def backed_up_shop(demo_backend, data_dir):
     """A shop with one good backup, read through a fault proxy that can then misbehave."""
     seed_shop(demo_backend.url, users=2, customers=6)
     with FaultProxy(demo_backend.url) as proxy:
-        assert take_backup(make_settings(data_dir, proxy.url)).kind == "good"
+        assert backup_now(make_settings(data_dir, proxy.url)).kind == "good"
         yield proxy
 
 

@@ -10,10 +10,9 @@ import pyrage
 import pytest
 
 from fault_proxy import FaultProxy
-from helpers import files_under, make_settings, seed_shop
+from helpers import backup_now, files_under, make_settings, seed_shop
 from offsite_helpers import (PREFIX, MotoBucket, SHOP_EMAILS, bucket_objects, new_identity, offsite_settings,
                              record_backups, write_pins)
-from sleepguard.backup import take_backup
 from sleepguard.exceptions import OffsiteError
 from sleepguard.offsite import POINTER_NAME, chosen_copies, name_time
 from sleepguard.offsite_copies import apply_remote_retention, check_remote, drain_queue, fetch_latest
@@ -48,7 +47,7 @@ def test_newest_object_decrypts_to_exactly_the_local_backup_and_nothing_readable
     pins_file = write_pins(tmp_path / "pins.json", {email: shop[email]["pin"] for email in shop})
     settings = offsite_settings(data_dir, moto_s3, recipient, str(identity_file), BACKEND_URL=demo_backend.url,
                                 PINS_FILE=pins_file)
-    outcome = take_backup(settings)
+    outcome = backup_now(settings)
     assert outcome.kind == "good", outcome.reason
     queue_copy(settings, outcome.path)
     report = drain_queue(settings)

@@ -13,9 +13,8 @@ import requests
 
 from counting_proxy import CountingProxy
 from fault_proxy import FaultProxy
-from helpers import (GUESSES, PROJECT_DIR, command_env, customer_count, files_under, make_settings, run_command,
-                     seed_shop, shop_view, signs_in)
-from sleepguard.backup import take_backup
+from helpers import (GUESSES, PROJECT_DIR, backup_now, command_env, customer_count, files_under, make_settings,
+                     run_command, seed_shop, shop_view, signs_in)
 from sleepguard.client import BackendClient
 from sleepguard.pins import read_restored_pins, restored_pins_path
 
@@ -25,7 +24,7 @@ COMMAND = "restore_simple.py"
 def backed_up_wiped_shop(demo, data_dir, users=3, customers=3):
     """Seed, back up, wipe; return (shop, admin state before the wipe)."""
     shop = seed_shop(demo.url, users=users, customers=customers)
-    assert take_backup(make_settings(data_dir, demo.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
     before = demo.state()
     demo.sleep_now()
     return shop, before

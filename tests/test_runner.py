@@ -18,6 +18,7 @@ from sleepguard.logsetup import setup_command_logging, setup_service_logging
 from sleepguard.processes import check_service, signal_service
 from sleepguard.runner import read_state, state_file_path
 from sleepguard.services import pid_file_path
+from sleepguard.state import as_json
 
 REPO_DIR = Path(__file__).resolve().parent.parent
 SERVICE = "demo_tick_service"
@@ -30,6 +31,7 @@ from pathlib import Path
 from sleepguard.exceptions import ServiceAlreadyRunning
 from sleepguard.runner import run_service
 from sleepguard.settings import load_settings
+from sleepguard.state import Iteration
 
 FAIL_EVERY = int(os.environ.get("DEMO_FAIL_EVERY", "0"))
 PADDING = "x" * int(os.environ.get("DEMO_PADDING", "0"))
@@ -39,8 +41,8 @@ wakes = []
 def tick(context):
     if FAIL_EVERY and context.iteration % FAIL_EVERY == 0:
         raise ValueError(f"tick {context.iteration} failed on purpose")
-    return {"outcome": "good", "summary": f"tick {context.iteration} {PADDING}",
-            "tick": context.iteration, "woken": context.woken, "wakes": len(wakes), "path": Path("/x")}
+    return Iteration("good", f"tick {context.iteration} {PADDING}",
+                     {"tick": context.iteration, "woken": context.woken, "wakes": len(wakes), "path": Path("/x")})
 
 
 settings = load_settings(env_file=os.devnull)
@@ -87,8 +89,8 @@ def wait_for_state(data_dir, done, timeout=10.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         state = read_state(data_dir, SERVICE)
-        if state is not None and done(state):
-            return state
+        if state is not None and done(as_json(state)):
+            return as_json(state)
         time.sleep(0.01)
     raise AssertionError(f"state never got there; last: {read_state(data_dir, SERVICE)}")
 
@@ -207,7 +209,7 @@ def test_read_state_of_garbage_is_none(tmp_path, content):
 
 def test_read_state_round_trips(tmp_path):
     state_file_path(tmp_path, SERVICE).write_text(json.dumps({"iterations": 3}))
-    assert read_state(tmp_path, SERVICE) == {"iterations": 3}
+    assert read_state(tmp_path, SERVICE).iterations == 3
 
 
 def test_logging_setup_is_idempotent_and_private(tmp_path):

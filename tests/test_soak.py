@@ -33,12 +33,11 @@ from statistics import median
 import requests
 
 from fault_proxy import FaultProxy
-from helpers import GUESSES, command_env, make_settings, run_command, seed_shop, signs_in
+from helpers import GUESSES, backup_now, command_env, make_settings, run_command, seed_shop, signs_in
 from service_helpers import Services, figures, log_text, wait_until
 from sleepguard import services as registry
 from sleepguard.apply import restore_now
 from sleepguard.atomicfile import write_json_atomic
-from sleepguard.backup import take_backup
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import BackupFileError
 from sleepguard.pins import read_restored_pins
@@ -719,10 +718,10 @@ def test_a_read_the_host_restarts_in_the_middle_of_is_unknown_never_a_backup(sta
                   json={"name": "Only one"}, timeout=HTTP_TIMEOUT).raise_for_status()
     with FaultProxy(demo.url) as proxy:
         settings = make_settings(data_dir, proxy.url)
-        assert take_backup(settings).kind == "good"
+        assert backup_now(settings).kind == "good"
         proxy.set_fault("hang", path_prefix="/api/customers")
         seen, outcomes = proxy.requests_seen, []
-        reader = threading.Thread(target=lambda: outcomes.append(take_backup(settings)))
+        reader = threading.Thread(target=lambda: outcomes.append(backup_now(settings)))
         reader.start()
         wait_until(lambda: proxy.requests_seen >= seen + 4, 10, "the users list and three customer lists, held")
         demo.sleep_now()
@@ -739,7 +738,7 @@ def test_a_user_who_signed_up_again_before_the_restore_is_handed_no_stale_pin(st
     own = USERS[NOT_IN_PIN_FILE]
     [email] = seed_shop(demo.url, users=1, customers=2, pin_of=lambda i: own)
     settings = make_settings(data_dir, demo.url)
-    assert take_backup(settings).kind == "good"
+    assert backup_now(settings).kind == "good"
     backup = parse_backup((data_dir / "data_backup.json").read_bytes())
     demo.sleep_now()
     client = BackendClient(settings)

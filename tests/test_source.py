@@ -2,8 +2,7 @@
 
 import pytest
 
-from helpers import make_settings, seed_shop
-from sleepguard.backup import take_backup
+from helpers import backup_now, make_settings, seed_shop
 from sleepguard.exceptions import BackupFileError, RestoreError
 from sleepguard.source import choose_backup
 
@@ -11,7 +10,7 @@ from sleepguard.source import choose_backup
 def test_without_a_file_the_latest_good_backup_is_chosen_and_said(demo_backend, data_dir):
     seed_shop(demo_backend.url, users=2, customers=1)
     settings = make_settings(data_dir, demo_backend.url)
-    assert take_backup(settings).kind == "good"
+    assert backup_now(settings).kind == "good"
     backup, line = choose_backup(settings)
     assert backup.counts()["users"] == 2
     assert line == f"{data_dir / 'data_backup.json'} (2 users, 2 customers, 2 orders)"

@@ -4,9 +4,8 @@ import json
 import os
 import subprocess
 
-from helpers import make_settings, seed_shop
+from helpers import backup_now, make_settings, seed_shop
 from sleepguard import services as registry
-from sleepguard.backup import take_backup
 from sleepguard.pins import record_restored_pins
 from sleepguard.runner import state_file_path
 from sleepguard.status import collect_status, format_status
@@ -46,7 +45,7 @@ def test_stale_pid_files_are_reported_with_the_reason(data_dir, sleeper):
 
 def test_a_backup_older_than_three_intervals_is_not_fresh(data_dir, demo_backend):
     seed_shop(demo_backend.url, users=2, customers=2)
-    assert take_backup(make_settings(data_dir, demo_backend.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, demo_backend.url)).kind == "good"
     backup = collect_status(make_settings(data_dir, demo_backend.url, BACKUP_INTERVAL="60"))["last_good_backup"]
     assert backup["fresh"] is True and backup["checksum_ok"] is True
     assert backup["counts"] == {"users": 2, "customers": 4, "orders": 4}
@@ -70,9 +69,9 @@ def test_a_backup_older_than_three_intervals_is_not_fresh(data_dir, demo_backend
 def test_suspects_held_and_pins_to_hand_out_are_warned_by_email_only(data_dir, demo_backend):
     settings = make_settings(data_dir, demo_backend.url)
     seed_shop(demo_backend.url, users=2, customers=2)
-    assert take_backup(settings).kind == "good"
+    assert backup_now(settings).kind == "good"
     demo_backend.sleep_now()
-    assert take_backup(settings).kind == "suspect"
+    assert backup_now(settings).kind == "suspect"
     record_restored_pins(data_dir, {"owner1@example.com": "73194062"})
 
     status = collect_status(settings)
