@@ -1,13 +1,15 @@
 """Carry out a restore plan over one client, and the whole restore: read, plan, apply, verify.
 
-The applier creates users first, then customers, in parallel over one client, which retries
-what got no answer itself (nothing here retries on top of it). A stop event ends it early:
+The applier goes owner by owner, most recently active first: the account (the server hashes
+its PIN, one at a time whatever we send), then that owner's customers in parallel, over one
+client, which retries what got no answer itself (nothing here retries on top of it). A stop event ends it early:
 nothing new starts, the requests in flight finish, and restored_pins.json is left holding the
 PINs of exactly the accounts created. It returns what it did; the sentences are wording.py's.
 """
 
 import logging
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,9 @@ class RestoreResult:
     failures: list = field(default_factory=list)  # "what: reason"
     pins_to_hand_out: list = field(default_factory=list)
     pins_path: Path | None = None
+    first_owner: str | None = None  # the most recently active owner, restored first
+    first_owner_seconds: float | None = None  # from the start of the applying to that owner complete
+    seconds: float | None = None  # from the start of the applying to everyone
 
 
 @dataclass
@@ -86,10 +91,14 @@ class _Applier:
                 raise
         return guarded
 
-    def create_user(self, user, pin):
+    def create_user(self, user, pin, fresh=False):
         if self.stopped():
             self.not_created.add(user.email)
             return
+        if fresh:
+            # Written just before its POST, so a crash after it cannot lose the only copy of a PIN, and a quit
+            # at once leaves no PIN of an account that was never asked for.
+            record_restored_pins(self.data_dir, {user.email: pin})
         what = f"user {user.email}"
         try:
             outcome, answer, retried = self.client.create_user(user.email, pin)
@@ -158,8 +167,6 @@ class _Applier:
                 fresh[user.email] = new_random_pin()
             users.append(user)
             pins[user.email] = user.pin or fresh[user.email]
-        # Written first, so a crash after the POST cannot lose the only copy of a PIN.
-        record_restored_pins(self.data_dir, fresh)
         return users, pins, fresh
 
     def forget_pins_opening_nothing(self):
@@ -168,24 +175,46 @@ class _Applier:
         forget_restored_pins(self.data_dir, [email for email in self.plan.existing_users
                                              if email in waiting and self.pin_opens(email, waiting[email]) is False])
 
+    def owners_in_order(self):
+        """The plan's owners, most recently active first; a hand-made plan without an order keeps its own."""
+        listed = [*self.plan.owner_order, *(user.email for user in self.plan.users),
+                  *(customer.owner_email for customer in self.plan.customers)]
+        return list(dict.fromkeys(listed))
+
     def run(self):
-        self.forget_pins_opening_nothing()
         users, pins, fresh = self.pins_for_users()
+        started = time.monotonic()
+        to_create = {user.email: user for user in users}
+        customers_of = {}
+        for customer in self.plan.customers:
+            customers_of.setdefault(customer.owner_email, []).append(customer)
+        create_user = self.halting_on_os_error(
+            lambda user: self.create_user(user, pins[user.email], fresh=user.email in fresh))
         try:
             with ThreadPoolExecutor(self.workers) as pool:
-                create_user = self.halting_on_os_error(lambda user: self.create_user(user, pins[user.email]))
-                list(pool.map(create_user, users))
-                list(pool.map(self.create_customer, self.plan.customers))
+                # Owner by owner: the account (the server hashes its PIN, one at a time whatever we send), then
+                # that owner's customers at once, so the owner who worked last can sign in and see them all first.
+                for email in self.owners_in_order():
+                    if email in to_create:
+                        create_user(to_create[email])
+                    list(pool.map(self.create_customer, customers_of.get(email, [])))
+                    if self.result.first_owner is None and not self.stopped():
+                        self.result.first_owner = email
+                        self.result.first_owner_seconds = time.monotonic() - started
+            if not self.stopped():
+                # Each check is a sign-in, a hash on the server: only once everyone is back.
+                self.forget_pins_opening_nothing()
         finally:
             # Only accounts that exist keep a PIN of this run: the rest were never created (not started, refused).
             forget_restored_pins(self.data_dir, sorted(self.not_created & set(fresh)))
+        self.result.seconds = time.monotonic() - started
         self.result.pins_to_hand_out.sort()
         self.result.failures.sort()
         return self.result
 
 
 def apply_plan(client, plan, settings, stopping=None):
-    """Carry out an API-mode plan: users first, then customers, in parallel over one client."""
+    """Carry out an API-mode plan owner by owner, most recently active first, over one client."""
     return _Applier(client, plan, settings, stopping).run()
 
 

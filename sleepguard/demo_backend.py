@@ -30,7 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 import bcrypt
-import email_validator
+
+from . import emails
 
 log = logging.getLogger(__name__)
 
@@ -45,12 +46,6 @@ MAX_PIN_CHARACTERS = 4096
 BCRYPT_KEY_BYTES = 72
 PIN_TOO_LONG = "Internal server error: password exceeds maximum allowed size"
 PIN_WITH_NUL = "Internal server error: bcrypt does not allow NULL bytes in password"
-# pydantic's validate_email: longer input is refused before email-validator sees it.
-MAX_EMAIL_LENGTH = 2048
-# pydantic's "pretty" address, `Name <a@b>`, `"Quoted Name" <a@b>` or `<a@b>`: only the address inside is kept.
-_NAME_CHARACTER = r"[\w!#$%&'*+\-/=?^_`{|}~]"
-PRETTY_EMAIL_RE = re.compile(
-    rf"\s*(?:(?:{_NAME_CHARACTER}+\s+)*{_NAME_CHARACTER}+|\"(?:[^\"]|\\\")+\")?\s*<\s*(?P<address>.+)\s*>\s*")
 PYDANTIC_ERRORS_URL = "https://errors.pydantic.dev/2.11/v"
 CORS_METHODS = "DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"  # Starlette's list for allow_methods=["*"]
 NON_FINITE_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
@@ -137,16 +132,10 @@ def normalise_email(value):
     """The address pydantic v2's EmailStr stores for value; FieldError with its 422 reason when it refuses it."""
     if not isinstance(value, str):
         raise FieldError("string_type", "Input should be a valid string")
-    if len(value) > MAX_EMAIL_LENGTH:
-        raise _email_error(f"Length must not exceed {MAX_EMAIL_LENGTH} characters")
-    pretty = PRETTY_EMAIL_RE.fullmatch(value)
-    if pretty:
-        value = pretty.group("address")
     try:
-        parts = email_validator.validate_email(value.strip(), check_deliverability=False)
-    except email_validator.EmailNotValidError as error:
-        raise _email_error(str(error.args[0])) from None
-    return parts.normalized
+        return emails.normalise_email(value)
+    except emails.EmailRefused as error:
+        raise _email_error(error.reason) from None
 
 
 def _email_error(reason):

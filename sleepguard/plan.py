@@ -7,9 +7,12 @@ overwrites nothing newer. verify_restore says what of a backup a read still lack
 a person reads about a plan live in wording.py.
 """
 
+import math
 from dataclasses import dataclass, field
 
+from .emails import stored_form
 from .exceptions import RestoreError
+from .snapshot import server_time
 
 PIN_FROM_PINS_FILE = "pins file"
 PIN_FROM_BACKUP = "backup file"
@@ -19,6 +22,9 @@ PIN_FROM_HASH = "the backup's PIN hash"
 # PINs that live in restored_pins.json: the owner must hand them out.
 PINS_TO_HAND_OUT = (PIN_FROM_RESTORED, PIN_NEW_RANDOM)
 CUSTOMER_FIELDS = ("name", "money_given", "total_spent", "orders")
+# Sent as null (or a number the server reads back as null), these store the customer, answer 500 and hide
+# every customer of that owner from then on: left out instead, so the server's default (0) applies.
+MONEY_FIELDS = ("money_given", "total_spent")
 
 # Why a customer of the backup cannot be placed: codes the wording turns into sentences and hints.
 NO_OWNER_SEVERAL_USERS = "no owner: several users"
@@ -57,6 +63,23 @@ class Skipped:
     reason: str
 
 
+@dataclass(frozen=True)
+class LeftOut:
+    """A money field of a customer that is not sent: null or not a finite number in the backup."""
+
+    owner_email: str
+    name: str
+    field: str
+
+
+@dataclass(frozen=True)
+class PinMatch:
+    """A PIN file key that names an account only up to the case of its local part, taken as that account's."""
+
+    key: str
+    email: str
+
+
 @dataclass
 class RestorePlan:
     """The exact actions a restore takes; holding no PIN in its printable form."""
@@ -67,6 +90,9 @@ class RestorePlan:
     existing_users: list = field(default_factory=list)
     existing_customers: list = field(default_factory=list)
     skipped: list = field(default_factory=list)  # Skipped
+    left_out: list = field(default_factory=list)  # LeftOut: money fields not sent
+    pin_matches: list = field(default_factory=list)  # PinMatch: PIN file keys taken for an account of other case
+    owner_order: list = field(default_factory=list)  # owners' e-mails, most recently active first
     owner_ids: dict = field(default_factory=dict, repr=False)  # e-mail -> id of users the back end has
     replace_state: dict | None = field(default=None, repr=False)  # snapshot mode: the document to PUT
 
@@ -97,16 +123,63 @@ def _pin_from_backup(backup, user):
     return None
 
 
-def _choose_pin(backup, user, pins, restored_pins):
-    email = user["email"]
+def _pin_key_for(email, pins, taken):
+    """The PIN file key for an account: its stored form, or the one key equal to it but for case (else None)."""
     if email in pins:
-        return PIN_FROM_PINS_FILE, pins[email]
+        return email
+    alike = [key for key in pins if key.lower() == email.lower() and key not in taken]
+    return alike[0] if len(alike) == 1 else None
+
+
+def _choose_pin(backup, user, email, pins, restored_pins, plan):
+    key = _pin_key_for(email, pins, set(plan.owner_ids) | {u["email"] for u in backup.users} - {email})
+    if key is not None:
+        if key != email:
+            plan.pin_matches.append(PinMatch(key, email))
+        return PIN_FROM_PINS_FILE, pins[key]
     from_backup = _pin_from_backup(backup, user)
     if from_backup:
         return PIN_FROM_BACKUP, from_backup
     if email in restored_pins:
         return PIN_FROM_RESTORED, restored_pins[email]
     return PIN_NEW_RANDOM, None
+
+
+def _customer_body(email, customer, plan):
+    """What is POSTed for a customer: never a null or non-finite money field; orders null is sent as []."""
+    body = {"name": customer["name"]}
+    for name in MONEY_FIELDS:
+        if name not in customer:
+            continue
+        value = customer[name]
+        if isinstance(value, (int, float)) and math.isfinite(value):
+            body[name] = value
+        else:
+            plan.left_out.append(LeftOut(email, customer["name"], name))
+    if "orders" in customer:
+        body["orders"] = [] if customer["orders"] is None else customer["orders"]
+    return body
+
+
+def _created_order(customer):
+    """A customer's place in its owner's list: the server lists by creation, so re-create in that order."""
+    created = server_time({"created_at": customer.get("created_at")})
+    return (created is None, created.isoformat() if created else "", customer.get("name", ""))
+
+
+def activity_order(backup, emails):
+    """Owners' e-mails, most recently active first: who saved last (the triggers), then the newest customer change."""
+    triggers = [stored_form(user) for user in backup.meta.get("recent_trigger_users") or [] if isinstance(user, str)]
+    newest = {}
+    for user in backup.users:
+        times = [server_time(record) for record in (user, *user["customers"])]
+        newest[stored_form(user["email"])] = max(filter(None, times), default=None)
+
+    def rank(email):
+        saved = triggers.index(email) if email in triggers else len(triggers)
+        changed = newest.get(email)
+        return saved, changed is None, -(changed.timestamp() if changed else 0), email
+    return sorted(emails, key=rank)
 
 
 def _unattributed(backup):
@@ -118,26 +191,32 @@ def _unattributed(backup):
 
 
 def plan_restore(backup, current, pins, restored_pins=None, target=""):
-    """Plan an API-mode merge: create what the back end lacks, leave what it has (it is newer)."""
-    restored_pins = restored_pins or {}
+    """Plan an API-mode merge: create what the back end lacks, leave what it has (it is newer).
+
+    E-mails are compared in the server's stored form. Owners come most recently active first, each
+    owner's customers right after it in their original order, so whoever worked last is back first.
+    """
+    restored_pins = {stored_form(email): pin for email, pin in (restored_pins or {}).items()}
     plan = RestorePlan(target=target, skipped=_unattributed(backup))
-    current_users = {u["email"]: u for u in current.users}
-    current_customers = current.customer_keys()
+    current_users = {stored_form(u["email"]): u for u in current.users}
+    current_customers = {(stored_form(email), name) for email, name in current.customer_keys()}
     plan.owner_ids = {email: user["id"] for email, user in current_users.items()}
-    for user in backup.users:
-        email = user["email"]
+    # An address the server would refuse stays as it is: its POST fails on its own, reported, and the rest goes on.
+    by_email = {stored_form(user["email"]): user for user in backup.users}
+    plan.owner_order = activity_order(backup, list(by_email))
+    for email in plan.owner_order:
+        user = by_email[email]
         if email in current_users:
             plan.existing_users.append(email)
         else:
-            source, pin = _choose_pin(backup, user, pins, restored_pins)
+            source, pin = _choose_pin(backup, user, email, pins, restored_pins, plan)
             plan.users.append(UserToCreate(email, source, pin))
-        for customer in user["customers"]:
+        for customer in sorted(user["customers"], key=_created_order):
             key = (email, customer["name"])
             if key in current_customers:
                 plan.existing_customers.append(key)
             else:
-                body = {name: customer[name] for name in CUSTOMER_FIELDS if name in customer}
-                plan.customers.append(CustomerToCreate(email, customer["name"], body))
+                plan.customers.append(CustomerToCreate(email, customer["name"], _customer_body(email, customer, plan)))
     return plan
 
 
@@ -177,9 +256,11 @@ def plan_snapshot_restore(backup, current, target=""):
 
 def verify_restore(backup, current):
     """What of the backup the read still lacks: users by e-mail, customers by (owner e-mail, name)."""
-    have_users = {u["email"] for u in current.users}
-    missing = [Missing(f"user {u['email']}", MISSING_USER) for u in backup.users if u["email"] not in have_users]
-    lacking = sorted(backup.customer_keys() - current.customer_keys())
+    have_users = {stored_form(u["email"]) for u in current.users}
+    missing = [Missing(f"user {u['email']}", MISSING_USER) for u in backup.users
+               if stored_form(u["email"]) not in have_users]
+    stored_keys = {(stored_form(email), name) for email, name in current.customer_keys()}
+    lacking = sorted({(stored_form(email), name) for email, name in backup.customer_keys()} - stored_keys)
     missing += [Missing(customer_label(email, name), MISSING_CUSTOMER) for email, name in lacking]
     have_orphans = {c.get("id") for c in current.extra.get("orphan_customers", [])}
     lost_orphans = [c for c in backup.extra.get("orphan_customers", []) if c.get("id") not in have_orphans]
