@@ -12,6 +12,7 @@ import json
 import sys
 
 from sleepguard.command_errors import EXPECTED, error_exit
+from sleepguard.demo_mode import with_running_demo
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 from sleepguard.status import collect_status, format_status
@@ -22,7 +23,8 @@ def main():
     parser.add_argument("--json", action="store_true", help="print the status as JSON, for scripts")
     args = parser.parse_args()
     try:
-        settings = load_settings()
+        # No line on stderr (cron mails any): the screen's "(demo)" says the demo is used.
+        settings = with_running_demo(load_settings())[0]
         setup_command_logging()
         status = collect_status(settings)
     except EXPECTED as exc:

@@ -13,6 +13,7 @@ import sys
 from sleepguard.apply import restore_now
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import SleepguardError
+from sleepguard.demo_mode import with_running_demo
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 from sleepguard.source import choose_backup
@@ -29,8 +30,10 @@ def main():
     args = parser.parse_args()
     term = Terminal(parser.prog, ask=not args.yes)
     try:
-        settings = load_settings()
+        settings, note = with_running_demo(load_settings())
         setup_command_logging()
+        if note:
+            print(note, file=sys.stderr)
         backup, source = choose_backup(settings, args.file, args.owner)
         print(f"backup: {source}", flush=True)
         with BackendClient(settings) as client, term:
