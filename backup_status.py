@@ -12,9 +12,8 @@ import json
 import sys
 
 from sleepguard.command_errors import EXPECTED, error_exit
-from sleepguard.demo_mode import with_running_demo
+from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.logsetup import setup_command_logging
-from sleepguard.settings import load_settings
 from sleepguard.status import collect_status, format_status
 
 
@@ -24,7 +23,7 @@ def main():
     args = parser.parse_args()
     try:
         # No line on stderr (cron mails any): the screen's "(demo)" says the demo is used.
-        settings = with_running_demo(load_settings())[0]
+        settings = load_settings_in_use(quiet=True)
         setup_command_logging()
         status = collect_status(settings)
     except EXPECTED as exc:

@@ -31,14 +31,11 @@ def main():
             return launcher.run_foreground(settings, demo=args.demo)
         if args.stop:
             report = launcher.stop_services(settings)
-        elif args.restart or args.fresh_demo:
-            report = launcher.restart_services(settings, demo=args.demo, fresh=args.fresh_demo)
         else:
-            report = launcher.start_services(settings, demo=args.demo)
+            start = launcher.restart_services if args.restart else launcher.start_services
+            report = start(settings, demo=args.demo, fresh=args.fresh_demo)
     except EXPECTED as exc:
         parser.exit(*error_exit(parser.prog, exc))
-    if report.note:
-        print(report.note, file=sys.stderr)
     print("\n".join(report.lines))
     return report.exit_code
 

@@ -7,13 +7,16 @@ one line; a BACKEND_URL naming another back end is left alone here and refused b
 """
 
 import dataclasses
+import logging
 from pathlib import Path
 
 from .exceptions import SettingsError
 from .processes import running_demo_url
 from .services import demo_folder_path, demo_token_path
-from .settings import Settings
+from .settings import Settings, load_settings
 from .urls import without_credentials
+
+log = logging.getLogger(__name__)
 
 
 def demo_token(folder: Path) -> str:
@@ -46,13 +49,23 @@ def uses_demo(settings: Settings, url: str | None) -> bool:
     return bool(url) and settings.backend_url in ("", url)
 
 
-def with_running_demo(settings: Settings) -> tuple[Settings, str]:
-    """(the settings to use, a line saying the demo is used or ''), for every command after load_settings."""
+def with_running_demo(settings: Settings, quiet: bool = False) -> Settings:
+    """The settings every command uses after load_settings: the running demo's when BACKEND_URL is unset or names it.
+
+    Says so in one logged line (stderr for a command), unless quiet: the status screen says it itself.
+    """
     url = running_demo(settings)
     if not uses_demo(settings, url):
-        return settings, ""
-    return demo_settings(settings, url), (f"using the demo back end at {url} (started with --demo; "
-                                          f"its files are in {demo_folder_path(settings.data_dir)})")
+        return settings
+    if not quiet:
+        log.warning("using the demo back end at %s (started with --demo; its files are in %s)", url,
+                    demo_folder_path(settings.data_dir))
+    return demo_settings(settings, url)
+
+
+def load_settings_in_use(quiet: bool = False) -> Settings:
+    """load_settings(), then with_running_demo(): what manual_backup, restore_simple and backup_status call."""
+    return with_running_demo(load_settings(), quiet)
 
 
 def refuse_mixing(settings: Settings, url: str | None, demo: bool) -> None:

@@ -49,7 +49,6 @@ class LaunchReport:
 
     lines: list[str] = field(default_factory=list)
     exit_code: int = 0
-    note: str = ""  # one line for stderr: the running demo is used although nobody asked for --demo
 
 
 @dataclass
@@ -262,7 +261,8 @@ def _start_locked(settings, demo: bool, asked: bool = True) -> LaunchReport:
         settings = demo_settings(settings, backend_url)
         data_dir = Path(settings.data_dir)
         if not asked:
-            report.note = f"BACKEND_URL is not set: using the demo back end at {backend_url} (started with --demo)"
+            # Logged, so a command shows it on stderr and the table on stdout stays as it is.
+            log.warning("BACKEND_URL is not set: using the demo back end at %s (started with --demo)", backend_url)
     try:
         env = _service_env(settings, backend_url)
     except SettingsError:
@@ -283,11 +283,14 @@ def _start_locked(settings, demo: bool, asked: bool = True) -> LaunchReport:
     return report
 
 
-def start_services(settings, demo: bool = False) -> LaunchReport:
+def start_services(settings, demo: bool = False, fresh: bool = False) -> LaunchReport:
     """Start, detached, each of the three services that is not running (and the demo back end with demo).
 
     While the demo started by --demo runs and BACKEND_URL is unset, a plain start is a demo start.
+    fresh: a newly seeded demo, as restart_services(fresh=True).
     """
+    if fresh:
+        return restart_services(settings, demo=True, fresh=True)
     if not demo and not settings.backend_url and not Path(settings.data_dir).is_dir():
         require_backend(settings)
     data_dir = ensure_private_dir(settings.data_dir)
@@ -375,7 +378,7 @@ def restart_services(settings, demo: bool = False, fresh: bool = False) -> Launc
         else:
             stopped = _stop_services_locked(folder if use_demo else data_dir)
         started = _start_locked(settings, use_demo, asked=demo or fresh)
-    return LaunchReport(stopped.lines + started.lines, max(stopped.exit_code, started.exit_code), started.note)
+    return LaunchReport(stopped.lines + started.lines, max(stopped.exit_code, started.exit_code))
 
 
 # --- the foreground supervisor ---

@@ -9,7 +9,8 @@ import psutil
 
 from helpers import PROJECT_DIR, command_env, run_command
 from sleepguard.processes import check_service
-from sleepguard.services import AUTO_BACKUP, AUTO_RESTORE, DEMO, SERVICES, demo_url_path, log_path, pid_file_path
+from sleepguard.services import (AUTO_BACKUP, AUTO_RESTORE, DEMO, SERVICES, demo_folder_path, demo_url_path, log_path,
+                                 pid_file_path)
 from service_helpers import FAST, processes_of, wait_for
 
 START = "start_all_super_services.py"
@@ -92,7 +93,7 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     started = run_command(START, "--demo", env=env)
     assert started.returncode == 0, started.stdout + started.stderr
     assert "demo back end started at http://127.0.0.1:" in started.stdout
-    demo_pid = int(pid_file_path(data_dir, DEMO.name).read_text().split()[0])
+    demo_pid = int(pid_file_path(demo_folder_path(data_dir), DEMO.name).read_text().split()[0])
     assert DEMO.module in psutil.Process(demo_pid).cmdline()
 
     def seeded_shop_backed_up():
@@ -108,8 +109,8 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     stopped = run_command(START, "--stop", env=env)
     assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout
     assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
-    assert not demo_url_path(data_dir).exists()
-    assert processes_of(data_dir) == []
+    assert not demo_url_path(demo_folder_path(data_dir)).exists()
+    assert processes_of(data_dir) == [] and processes_of(demo_folder_path(data_dir)) == []
 
 
 def test_without_backend_url_it_says_what_to_set(data_dir):
