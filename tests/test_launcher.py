@@ -143,3 +143,21 @@ def test_the_foreground_supervisor_wakes_when_a_child_dies_while_it_waits(data_d
         log = output.read()
     assert "restarting in 1 s" in log and "restarting in 2 s" in log, log
     assert processes_of(data_dir) == []
+
+
+def test_the_foreground_supervisor_runs_the_demo_in_its_own_folder_and_ends_it(data_dir, tmp_path, stopped_afterwards):
+    env = command_env(data_dir, "", **FAST)
+    folder = demo_folder_path(data_dir)
+    with open(tmp_path / "supervisor.log", "w+") as output:
+        supervisor = subprocess.Popen([sys.executable, str(PROJECT_DIR / START), "--foreground", "--demo"],
+                                      cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        try:
+            wait_for(lambda: all(check_service(folder, name).state == "running"
+                                 for name in [service.name for service in SERVICES] + [DEMO.name]))
+            demo_pid = check_service(folder, DEMO.name).pid
+            assert all(not pid_file_path(data_dir, service.name).exists() for service in SERVICES)
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            assert supervisor.wait(20) == 0
+    assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
+    assert processes_of(folder) == [] and processes_of(data_dir) == []
