@@ -5,7 +5,11 @@ run at the same time take turns and the later ones find the services running; th
 own PID-file lock refuses duplicates besides. A PID file is acted on only when it names the
 live service of this very DATA_DIR (processes.verified_process), so a stale file naming someone
 else's process, or a copied folder's file naming the original's, never gets that process
-signalled. The library returns lines to print; only --foreground logs.
+signalled. The library returns lines to print; only --foreground logs, and the one line saying a
+plain start uses the running demo (so the table on stdout stays the same).
+
+With --demo the demo back end and the services in demo mode keep every file in DATA_DIR/demo
+(demo_mode.py); --restart restarts the services only, so the demo keeps its port, token and data.
 """
 
 import logging
