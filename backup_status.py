@@ -12,8 +12,8 @@ import json
 import sys
 
 from sleepguard.command_errors import EXPECTED, error_exit
+from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.logsetup import setup_command_logging
-from sleepguard.settings import load_settings
 from sleepguard.status import collect_status, format_status
 
 
@@ -22,7 +22,8 @@ def main():
     parser.add_argument("--json", action="store_true", help="print the status as JSON, for scripts")
     args = parser.parse_args()
     try:
-        settings = load_settings()
+        # No line on stderr (cron mails any): the screen's "(demo)" says the demo is used.
+        settings = load_settings_in_use(quiet=True)
         setup_command_logging()
         status = collect_status(settings)
     except EXPECTED as exc:

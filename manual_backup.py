@@ -14,8 +14,8 @@ import sys
 from sleepguard.backup import take_backup
 from sleepguard.client import BackendClient
 from sleepguard.command_errors import EXPECTED, error_exit
+from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.logsetup import setup_command_logging
-from sleepguard.settings import load_settings
 from sleepguard.store import BackupStore
 from sleepguard.wording import describe, format_backup_list
 
@@ -26,8 +26,8 @@ def main():
     parser.add_argument("--accept-shrink", action="store_true", help="promote this read despite a large drop")
     args = parser.parse_args()
     try:
-        settings = load_settings()
         setup_command_logging()
+        settings = load_settings_in_use()
         if args.list:
             print(format_backup_list(BackupStore(settings).list_backups()))
             return 0

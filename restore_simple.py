@@ -12,9 +12,9 @@ import sys
 
 from sleepguard.apply import restore_now
 from sleepguard.client import BackendClient
+from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.exceptions import SleepguardError
 from sleepguard.logsetup import setup_command_logging
-from sleepguard.settings import load_settings
 from sleepguard.source import choose_backup
 from sleepguard.terminal import Terminal
 from sleepguard.wording import describe_report, error_line
@@ -29,8 +29,8 @@ def main():
     args = parser.parse_args()
     term = Terminal(parser.prog, ask=not args.yes)
     try:
-        settings = load_settings()
         setup_command_logging()
+        settings = load_settings_in_use()
         backup, source = choose_backup(settings, args.file, args.owner)
         print(f"backup: {source}", flush=True)
         with BackendClient(settings) as client, term:

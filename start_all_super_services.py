@@ -1,6 +1,6 @@
 """Start the three sleepguard services detached, each with a verified PID file and its own log.
 
-usage: start_all_super_services.py [--stop | --restart | --foreground] [--demo]
+usage: start_all_super_services.py [--stop | --restart | --foreground | --fresh-demo] [--demo]
 
 $ python3 start_all_super_services.py
 service                       PID    state    log file
@@ -22,6 +22,7 @@ def main():
     action.add_argument("--restart", action="store_true", help="stop the services, then start them")
     action.add_argument("--foreground", action="store_true", help="run them as children, restarting crashed ones")
     parser.add_argument("--demo", action="store_true", help="also start the demo back end and use it")
+    action.add_argument("--fresh-demo", action="store_true", help="restart on a newly seeded demo with a new token")
     args = parser.parse_args()
     try:
         settings = load_settings()
@@ -32,7 +33,7 @@ def main():
             report = launcher.stop_services(settings)
         else:
             start = launcher.restart_services if args.restart else launcher.start_services
-            report = start(settings, demo=args.demo)
+            report = start(settings, demo=args.demo, fresh=args.fresh_demo)
     except EXPECTED as exc:
         parser.exit(*error_exit(parser.prog, exc))
     print("\n".join(report.lines))

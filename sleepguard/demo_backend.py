@@ -1055,6 +1055,9 @@ def build_parser():
                         help="PIN of the demo owner (default 1234, acceptable for demo data only; never printed)")
     parser.add_argument("--token", default=os.environ.get("DEMO_API_TOKEN") or None,
                         help="bearer token enabling /api/admin/* (default: $DEMO_API_TOKEN; unset: admin disabled)")
+    parser.add_argument("--token-file", metavar="PATH",
+                        help="read the admin token from this file instead (the launcher's --demo: kept out of "
+                             "argv and the environment)")
     parser.add_argument("--pin-hash-rounds", type=hash_rounds, default=DEFAULT_PIN_HASH_ROUNDS, metavar="COST",
                         help=f"bcrypt cost of PIN hashes (default {DEFAULT_PIN_HASH_ROUNDS}, as the real server: "
                              "about 0.25 s a hash, during which every request waits; tests pass 4)")
@@ -1067,6 +1070,14 @@ def serve(argv=None):
     args = build_parser().parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="ascii") as token_file:
+                args.token = token_file.read(4096).strip()
+        except (OSError, UnicodeDecodeError) as error:
+            sys.stderr.write(f"demo back end: cannot read --token-file {args.token_file}: "
+                             f"{getattr(error, 'strerror', None) or error}\n")
+            return 2
     state = DemoState(idle_sleep=args.idle_sleep, cold_start=args.cold_start, pin_hash_rounds=args.pin_hash_rounds)
     try:
         server = DemoServer((args.host, args.port), state, admin_token=args.token or None)

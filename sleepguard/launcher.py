@@ -5,11 +5,17 @@ run at the same time take turns and the later ones find the services running; th
 own PID-file lock refuses duplicates besides. A PID file is acted on only when it names the
 live service of this very DATA_DIR (processes.verified_process), so a stale file naming someone
 else's process, or a copied folder's file naming the original's, never gets that process
-signalled. The library returns lines to print; only --foreground logs.
+signalled. The library returns lines to print; only --foreground logs, and the one line saying a
+plain start uses the running demo (so the table on stdout stays the same).
+
+With --demo the demo back end and the services in demo mode keep every file in DATA_DIR/demo
+(demo_mode.py); --restart restarts the services only, so the demo keeps its port, token and data.
 """
 
 import logging
 import os
+import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -19,11 +25,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
+from .demo_mode import demo_settings, demo_token, refuse_mixing, running_demo, uses_demo
 from .exceptions import SettingsError, SleepguardError
 from .flocks import flock_within
 from .processes import (POLL_SECONDS, STOP_DEADLINE, Signals, check_service, remove_stale_pid_file, running_demo_url,
                         spawn, spawn_holding_pid_file, stop_children, stop_processes, verified_process, wait_until)
-from .services import AUTO_RESTORE, DEMO, SERVICES, Service, demo_url_path, log_path, pid_file_path
+from .services import (AUTO_RESTORE, DEMO, SERVICES, Service, demo_folder_path, demo_token_path, demo_url_path, log_path,
+                       pid_file_path)
 from .settings import SETTINGS, load_settings, require_backend
 
 log = logging.getLogger(__name__)
@@ -88,30 +96,39 @@ def _log_tail(path: Path, offset: int, count: int = LOG_TAIL_LINES) -> list[str]
 
 
 # --- the demo back end ---
+# It runs for DATA_DIR but keeps every file in its own folder (services.demo_folder_path), which is
+# also the services' DATA_DIR in demo mode: demo backups never mix with a real shop's.
 
-def _demo_env(settings) -> dict:
-    """The demo's environment: admin endpoints on only with the configured token, passed outside argv."""
+def _demo_env(folder: Path) -> dict:
+    """The demo's environment: ours, without a token (it reads its own from the token file), DATA_DIR its folder."""
     env = {key: value for key, value in os.environ.items() if key != "DEMO_API_TOKEN"}
-    if settings.api_token:
-        env["DEMO_API_TOKEN"] = settings.api_token
+    env["DATA_DIR"] = str(folder.resolve())
     return env
+
+
+def _ensure_demo_token(folder: Path) -> Path:
+    """The demo's own random admin token, kept 0600 across restarts; never API_TOKEN, which may be a real one."""
+    path = demo_token_path(folder)
+    if not demo_token(folder):
+        write_atomic(path, f"{secrets.token_urlsafe(24)}\n".encode("ascii"))
+    return path
 
 
 def _start_demo(settings, detached: bool) -> tuple[str, subprocess.Popen | None, str]:
     """Start the demo back end unless one runs; return (URL, the child if we started it, a line)."""
-    data_dir = Path(settings.data_dir)
-    demo_log = log_path(data_dir, DEMO)
-    running = verified_process(data_dir, DEMO.name)[1]
-    url = running_demo_url(data_dir)
+    folder = ensure_private_dir(demo_folder_path(settings.data_dir))
+    demo_log = log_path(folder, DEMO)
+    running = verified_process(folder, DEMO.name)[1]
+    url = running_demo_url(folder)
     if running is not None and url:
-        return url, None, f"demo back end already running at {url} (PID {running.pid})"
+        return url, None, f"demo back end already running at {url} (PID {running.pid}), its data kept"
     if running is not None:
         # Its URL file is gone, so nobody can point at it: replace it.
         stop_processes([running])
-        remove_stale_pid_file(data_dir, DEMO.name)
+        remove_stale_pid_file(folder, DEMO.name)
     offset = _log_size(demo_log)
-    argv = [sys.executable, "-m", DEMO.module, "--port", "0", "--seed-demo"]
-    process = spawn_holding_pid_file(data_dir, DEMO.name, argv, demo_log, _demo_env(settings), detached)
+    argv = [sys.executable, "-m", DEMO.module, "--port", "0", "--seed-demo", "--token-file", str(_ensure_demo_token(folder))]
+    process = spawn_holding_pid_file(folder, DEMO.name, argv, demo_log, _demo_env(folder), detached)
 
     def url_written():
         return process.poll() is not None or any(
@@ -121,11 +138,19 @@ def _start_demo(settings, detached: bool) -> tuple[str, subprocess.Popen | None,
     url = next((line.strip() for line in _log_tail(demo_log, offset, count=1000) if line.startswith("http")), "")
     if not url:
         stop_children([process])
-        remove_stale_pid_file(data_dir, DEMO.name)
+        remove_stale_pid_file(folder, DEMO.name)
         tail = "\n  ".join(_log_tail(demo_log, offset))
         raise SleepguardError(f"the demo back end did not start; last lines of {demo_log}:\n  {tail}")
-    write_atomic(demo_url_path(data_dir), f"{url}\n".encode("ascii"))
+    write_atomic(demo_url_path(folder), f"{url}\n".encode("ascii"))
     return url, process, f"demo back end started at {url} (PID {process.pid}), seeded with a demo shop"
+
+
+def _demo_lines(folder: Path) -> list[str]:
+    """Where the demo's files are, and the exact call that makes the demo "host" fall asleep."""
+    folder = folder.resolve()
+    return [f"demo files (backups, logs, PINs) are in {folder}",
+            f'make it sleep: curl -X POST -H "Authorization: Bearer $(cat {demo_token_path(folder)})" '
+            f'"$(cat {demo_url_path(folder)})/api/admin/sleep"']
 
 
 def _forget_demo(data_dir: Path) -> bool:
@@ -150,6 +175,16 @@ def _stop_demo(data_dir: Path) -> list[str]:
     if survivors:
         return [f"the demo back end (PID {process.pid}) could NOT be stopped"]
     return [f"stopped the demo back end (PID {process.pid})"]
+
+
+def _wants_demo(settings, demo: bool) -> bool:
+    """Whether the services are to run on the demo: asked with --demo, or it runs and BACKEND_URL is unset."""
+    url = running_demo(settings)
+    refuse_mixing(settings, url, demo)
+    if demo or uses_demo(settings, url):
+        return True
+    require_backend(settings)
+    return False
 
 
 # --- starting ---
@@ -219,13 +254,19 @@ def _table(rows: list[_Row]) -> list[str]:
     return ["  ".join([cell.ljust(width) for cell, width in zip(line, widths)] + [line[3]]) for line in cells]
 
 
-def _start_locked(settings, demo: bool) -> LaunchReport:
+def _start_locked(settings, demo: bool, asked: bool = True) -> LaunchReport:
+    """Start what does not run: in DATA_DIR, or with demo the demo back end and the services in its folder."""
     data_dir = Path(settings.data_dir)
     report = LaunchReport()
     backend_url = demo_started = None
     if demo:
         backend_url, demo_started, line = _start_demo(settings, detached=True)
         report.lines.append(line)
+        settings = demo_settings(settings, backend_url)
+        data_dir = Path(settings.data_dir)
+        if not asked:
+            # Logged, so a command shows it on stderr and the table on stdout stays as it is.
+            log.warning("BACKEND_URL is not set: using the demo back end at %s (started with --demo)", backend_url)
     try:
         env = _service_env(settings, backend_url)
     except SettingsError:
@@ -240,22 +281,32 @@ def _start_locked(settings, demo: bool) -> LaunchReport:
     report.lines.append(f"log files are in {data_dir.resolve()}")
     report.lines.append("status: python3 backup_status.py")
     report.lines.append(f"logs:   tail -F {log_path(data_dir.resolve(), AUTO_RESTORE)}")
+    if demo:
+        report.lines += _demo_lines(data_dir)
     report.exit_code = 1 if problems else 0
     return report
 
 
-def start_services(settings, demo: bool = False) -> LaunchReport:
-    """Start, detached, each of the three services that is not running (and the demo back end with demo)."""
-    if not demo:
+def start_services(settings, demo: bool = False, fresh: bool = False) -> LaunchReport:
+    """Start, detached, each of the three services that is not running (and the demo back end with demo).
+
+    While the demo started by --demo runs and BACKEND_URL is unset, a plain start is a demo start.
+    fresh: a newly seeded demo, as restart_services(fresh=True).
+    """
+    if fresh:
+        return restart_services(settings, demo=True, fresh=True)
+    if not demo and not settings.backend_url and not Path(settings.data_dir).is_dir():
         require_backend(settings)
     data_dir = ensure_private_dir(settings.data_dir)
     with _launcher_lock(data_dir):
-        return _start_locked(settings, demo)
+        use_demo = _wants_demo(settings, demo)
+        return _start_locked(settings, use_demo, asked=demo)
 
 
 # --- stopping ---
 
-def _stop_locked(data_dir: Path) -> LaunchReport:
+def _stop_services_locked(data_dir: Path) -> LaunchReport:
+    """Stop the verified services of data_dir, leaving any demo back end running."""
     report = LaunchReport()
     verified = {}
     for service in SERVICES:
@@ -280,27 +331,57 @@ def _stop_locked(data_dir: Path) -> LaunchReport:
         # A killed service leaves its PID file behind.
         remove_stale_pid_file(data_dir, name)
         report.lines.append(f"{name}: {how} (PID {process.pid})")
+    return report
+
+
+def _stop_locked(data_dir: Path) -> LaunchReport:
+    """Stop the verified services of data_dir and its demo back end."""
+    report = _stop_services_locked(data_dir)
     report.lines += _stop_demo(data_dir)
     return report
 
 
+def _has_pid_files(folder: Path) -> bool:
+    return any(pid_file_path(folder, program.name).exists() for program in (*SERVICES, DEMO))
+
+
 def stop_services(settings) -> LaunchReport:
-    """SIGTERM each verified service (SIGKILL after a timeout) and the demo back end; never a foreign PID."""
+    """SIGTERM each verified service (SIGKILL after a timeout) and the demo back end; never a foreign PID.
+
+    Both DATA_DIR's services and the demo's (in its own folder) are stopped, whichever run.
+    """
     data_dir = Path(settings.data_dir)
     if not data_dir.is_dir():
         return LaunchReport([f"nothing to stop: {data_dir} does not exist"])
+    folder = demo_folder_path(data_dir)
     with _launcher_lock(data_dir):
-        return _stop_locked(data_dir)
+        report = LaunchReport()
+        for where in (data_dir, folder):
+            if _has_pid_files(where) or (where == data_dir and not _has_pid_files(folder)):
+                stopped = _stop_locked(where)
+                report.lines += stopped.lines
+                report.exit_code = max(report.exit_code, stopped.exit_code)
+        return report
 
 
-def restart_services(settings, demo: bool = False) -> LaunchReport:
-    """Stop the services, then start them again."""
-    if not demo:
+def restart_services(settings, demo: bool = False, fresh: bool = False) -> LaunchReport:
+    """Stop the services, then start them again; the demo back end keeps running, its port, token and data kept.
+
+    fresh: stop the demo too and empty its folder, for a newly seeded demo with a new token.
+    """
+    if not (demo or fresh) and not settings.backend_url and not Path(settings.data_dir).is_dir():
         require_backend(settings)
     data_dir = ensure_private_dir(settings.data_dir)
     with _launcher_lock(data_dir):
-        stopped = _stop_locked(data_dir)
-        started = _start_locked(settings, demo)
+        use_demo = fresh or _wants_demo(settings, demo)
+        folder = demo_folder_path(data_dir)
+        if fresh:
+            stopped = _stop_locked(folder) if folder.is_dir() else LaunchReport()
+            shutil.rmtree(folder, ignore_errors=True)
+            stopped.lines.append(f"emptied {folder.resolve()}: a new demo shop and token")
+        else:
+            stopped = _stop_services_locked(folder if use_demo else data_dir)
+        started = _start_locked(settings, use_demo, asked=demo or fresh)
     return LaunchReport(stopped.lines + started.lines, max(stopped.exit_code, started.exit_code))
 
 
@@ -349,15 +430,18 @@ def _supervise(children: list[_Child], data_dir: Path, env: dict, demo: subproce
 
 def run_foreground(settings, demo: bool = False) -> int:
     """Run the three services as children, restarting crashed ones, until SIGTERM/SIGINT; return the exit code."""
-    if not demo:
+    if not demo and not settings.backend_url and not Path(settings.data_dir).is_dir():
         require_backend(settings)
-    data_dir = ensure_private_dir(settings.data_dir)
+    lock_dir = ensure_private_dir(settings.data_dir)
+    demo = _wants_demo(settings, demo)
+    # In demo mode the services' files are the demo's, in its folder; the lock stays DATA_DIR's.
+    data_dir = ensure_private_dir(demo_folder_path(lock_dir)) if demo else lock_dir
     demo_process = None
     children = [_Child(service) for service in SERVICES]
     # Installed before any child exists, so a stop signal at any moment still ends them all.
     signals = Signals(wake=(signal.SIGCHLD,))
     try:
-        with _launcher_lock(data_dir):
+        with _launcher_lock(lock_dir):
             running = [s.name for s in SERVICES if check_service(data_dir, s.name).state == "running"]
             if running:
                 log.error("already running detached: %s; stop them first with --stop", ", ".join(running))
@@ -366,6 +450,7 @@ def run_foreground(settings, demo: bool = False) -> int:
             if demo:
                 backend_url, demo_process, line = _start_demo(settings, detached=False)
                 log.info("%s", line)
+                settings = demo_settings(settings, backend_url)
             env = _service_env(settings, backend_url)
             rows, problems, started = _start_missing(data_dir, env, detached=False)
         for child in children:

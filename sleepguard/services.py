@@ -81,3 +81,16 @@ def log_path(data_dir: Path, program: Program) -> Path:
 def demo_url_path(data_dir: Path) -> Path:
     """Where the launcher notes the URL of the demo back end it started."""
     return Path(data_dir) / f"{DEMO.name}.url"
+
+
+def demo_folder_path(data_dir: Path) -> Path:
+    """The demo's own folder inside DATA_DIR: its back end's files and the DATA_DIR of the services in demo mode.
+
+    Kept apart so demo backups, logs and PINs never mix with a real shop's in DATA_DIR.
+    """
+    return Path(data_dir) / "demo"
+
+
+def demo_token_path(folder: Path) -> Path:
+    """Where the launcher keeps the demo's own random admin token (0600), for the README's sleep call."""
+    return Path(folder) / f"{DEMO.name}.token"

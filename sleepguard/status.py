@@ -77,8 +77,9 @@ def _service_status(data_dir: Path, service, now: float, state) -> dict:
 def _backend_status(settings, data_dir: Path, states: dict) -> dict:
     """The back end: which URL, whether one quick health call gets an answer, the last restart seen."""
     url, source = settings.backend_url, "BACKEND_URL"
-    if not url:
-        url, source = running_demo_url(data_dir) or "", "demo"
+    demo_url = running_demo_url(data_dir)
+    if not url or url == demo_url:
+        url, source = demo_url or "", "demo"
     pinged = last_figures(states[KEEP_ALIVE.name], KEEP_ALIVE.name)
     backups = last_figures(states[AUTO_BACKUP.name], AUTO_BACKUP.name)
     # The keep-alive sees a restart as a failure then an answer, the backup service as a trigger count reset.

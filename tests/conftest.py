@@ -12,6 +12,7 @@ from helpers import DEMO_STARTUP_DEADLINE, NO_SETTINGS_FILE, PROJECT_DIR, TEST_P
     start_demo_process
 from service_helpers import processes_of
 from sleepguard.launcher import stop_services
+from sleepguard.services import demo_folder_path
 from sleepguard.settings import SETTINGS
 
 DEMO_TOKEN = "demo-test-token-5e1f"
@@ -120,7 +121,7 @@ def stopped_afterwards(data_dir):
     """Stop every service and demo of data_dir after the test, and fail if any process of ours is left."""
     yield
     stop_services(make_settings(data_dir))
-    leftovers = processes_of(data_dir)
+    leftovers = processes_of(data_dir) + processes_of(demo_folder_path(data_dir))
     for process in leftovers:
         process.kill()
     assert not leftovers, f"processes left running: {leftovers}"

@@ -29,6 +29,7 @@ from sleepguard.atomicfile import ensure_private_dir
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import BackendError, SettingsError
 from sleepguard.pins import read_restored_pins, restored_pins_path
+from sleepguard.services import demo_folder_path
 
 CANARY_TOKEN = "canary-token-d41c7e05b9"
 # Long, odd PINs: a short one could turn up in a log by chance (a time, a port) and hide a real leak.
@@ -225,7 +226,8 @@ def test_the_launcher_leaves_an_existing_data_dir_as_it_found_it(data_dir, stopp
                             cwd=PROJECT_DIR, env=command_env(data_dir, **FAST), stdin=subprocess.DEVNULL,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stdout + result.stderr
-    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] >= 1, 15, "a good backup")
+    # In demo mode the services' files are in the demo's folder.
+    wait_for_figures(demo_folder_path(data_dir), BACKUP, lambda f: f["good_count"] >= 1, 15, "a good backup")
     assert stat.S_IMODE(data_dir.stat().st_mode) == 0o755
     loose = [f"{path.name} {stat.S_IMODE(path.stat().st_mode):04o}" for path in data_dir.rglob("*")
              if stat.S_IMODE(path.stat().st_mode) != (0o700 if path.is_dir() else 0o600)]
@@ -234,7 +236,7 @@ def test_the_launcher_leaves_an_existing_data_dir_as_it_found_it(data_dir, stopp
     if shutil.which("git") is None or not (PROJECT_DIR / ".git").exists():
         pytest.skip("not a git checkout: cannot ask git what it ignores")
     names = sorted(str(path.relative_to(data_dir)) for path in data_dir.rglob("*") if path.is_file())
-    assert ".launcher.lock" in names and "data_backup.json" in names
+    assert ".launcher.lock" in names and "demo/data_backup.json" in names
     ignored = subprocess.run(["git", "check-ignore", "--no-index", *names], cwd=PROJECT_DIR, capture_output=True,
                              text=True, timeout=30).stdout.splitlines()
     assert sorted(ignored) == names, f"not in .gitignore: {sorted(set(names) - set(ignored))}"

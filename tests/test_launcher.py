@@ -14,7 +14,8 @@ from service_helpers import FAST, processes_of, wait_for, write_pid_file
 from sleepguard.exceptions import SettingsError
 from sleepguard.launcher import start_services, stop_services
 from sleepguard.processes import check_service
-from sleepguard.services import AUTO_BACKUP, AUTO_RESTORE, DEMO, KEEP_ALIVE, SERVICES, log_path, pid_file_path
+from sleepguard.services import (AUTO_BACKUP, AUTO_RESTORE, DEMO, KEEP_ALIVE, SERVICES, demo_folder_path, log_path,
+                                 pid_file_path)
 
 START = "start_all_super_services.py"
 
@@ -92,27 +93,29 @@ def test_stop_in_a_copy_of_a_running_data_dir_leaves_the_original_running(data_d
     started = run_command(START, "--demo", env=command_env(data_dir, "", **FAST))
     assert started.returncode == 0, started.stdout + started.stderr
     names = [service.name for service in SERVICES] + [DEMO.name]
-    pids = {name: check_service(data_dir, name).pid for name in names}
-    assert all(check_service(data_dir, name).state == "running" for name in names)
+    # In demo mode every PID file is in the demo's folder.
+    demo, copy_demo = demo_folder_path(data_dir), demo_folder_path(tmp_path / "copy")
+    pids = {name: check_service(demo, name).pid for name in names}
+    assert all(check_service(demo, name).state == "running" for name in names)
 
     copy = tmp_path / "copy"
     # The services write while cp runs: a temp file may vanish under it, so cp's exit code is not the point.
     subprocess.run(["cp", "-a", str(data_dir), str(copy)], capture_output=True)
     for name in names:
-        assert pid_file_path(copy, name).read_text() == pid_file_path(data_dir, name).read_text()
-        assert check_service(copy, name).state == "stale"
-        assert "another DATA_DIR" in check_service(copy, name).reason
+        assert pid_file_path(copy_demo, name).read_text() == pid_file_path(demo, name).read_text()
+        assert check_service(copy_demo, name).state == "stale"
+        assert "another DATA_DIR" in check_service(copy_demo, name).reason
 
     stopped = run_command(START, "--stop", env=command_env(copy, "", **FAST))
     assert stopped.returncode == 0, stopped.stdout + stopped.stderr
     lines = stopped.stdout.splitlines()
     assert len(lines) == len(names) and all("not running; removed its stale PID file" in line for line in lines), lines
     for name in names:
-        status = check_service(data_dir, name)
+        status = check_service(demo, name)
         assert (status.state, status.pid) == ("running", pids[name]), f"--stop in the copy stopped {name}"
         assert psutil.Process(pids[name]).status() != psutil.STATUS_ZOMBIE
-        assert not pid_file_path(copy, name).exists(), "the copy's stale PID file stays behind"
-    assert f"{DEMO.name}.url" not in os.listdir(copy)
+        assert not pid_file_path(copy_demo, name).exists(), "the copy's stale PID file stays behind"
+    assert f"{DEMO.name}.url" not in os.listdir(copy_demo)
 
 
 def test_the_foreground_supervisor_wakes_when_a_child_dies_while_it_waits(data_dir, demo_backend, tmp_path,
@@ -140,3 +143,21 @@ def test_the_foreground_supervisor_wakes_when_a_child_dies_while_it_waits(data_d
         log = output.read()
     assert "restarting in 1 s" in log and "restarting in 2 s" in log, log
     assert processes_of(data_dir) == []
+
+
+def test_the_foreground_supervisor_runs_the_demo_in_its_own_folder_and_ends_it(data_dir, tmp_path, stopped_afterwards):
+    env = command_env(data_dir, "", **FAST)
+    folder = demo_folder_path(data_dir)
+    with open(tmp_path / "supervisor.log", "w+") as output:
+        supervisor = subprocess.Popen([sys.executable, str(PROJECT_DIR / START), "--foreground", "--demo"],
+                                      cwd=PROJECT_DIR, env=env, stdin=subprocess.DEVNULL, stdout=output, stderr=output)
+        try:
+            wait_for(lambda: all(check_service(folder, name).state == "running"
+                                 for name in [service.name for service in SERVICES] + [DEMO.name]))
+            demo_pid = check_service(folder, DEMO.name).pid
+            assert all(not pid_file_path(data_dir, service.name).exists() for service in SERVICES)
+        finally:
+            supervisor.send_signal(signal.SIGTERM)
+            assert supervisor.wait(20) == 0
+    assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
+    assert processes_of(folder) == [] and processes_of(data_dir) == []

@@ -1,15 +1,18 @@
 """start_all_super_services.py as the owner runs it: start, status, kill -9, restart, stop, --demo, --foreground."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
 
 import psutil
+import requests
 
-from helpers import PROJECT_DIR, command_env, run_command
+from helpers import PROJECT_DIR, command_env, run_command, seed_shop
 from sleepguard.processes import check_service
-from sleepguard.services import AUTO_BACKUP, AUTO_RESTORE, DEMO, SERVICES, demo_url_path, log_path, pid_file_path
+from sleepguard.services import (AUTO_BACKUP, AUTO_RESTORE, DEMO, SERVICES, demo_folder_path, demo_token_path,
+                                 demo_url_path, log_path, pid_file_path)
 from service_helpers import FAST, processes_of, wait_for
 
 START = "start_all_super_services.py"
@@ -92,7 +95,7 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     started = run_command(START, "--demo", env=env)
     assert started.returncode == 0, started.stdout + started.stderr
     assert "demo back end started at http://127.0.0.1:" in started.stdout
-    demo_pid = int(pid_file_path(data_dir, DEMO.name).read_text().split()[0])
+    demo_pid = int(pid_file_path(demo_folder_path(data_dir), DEMO.name).read_text().split()[0])
     assert DEMO.module in psutil.Process(demo_pid).cmdline()
 
     def seeded_shop_backed_up():
@@ -108,8 +111,8 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     stopped = run_command(START, "--stop", env=env)
     assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout
     assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
-    assert not demo_url_path(data_dir).exists()
-    assert processes_of(data_dir) == []
+    assert not demo_url_path(demo_folder_path(data_dir)).exists()
+    assert processes_of(data_dir) == [] and processes_of(demo_folder_path(data_dir)) == []
 
 
 def test_without_backend_url_it_says_what_to_set(data_dir):
@@ -151,3 +154,81 @@ def test_foreground_restarts_a_killed_child_and_ends_them_all(data_dir, demo_bac
     assert log.count("received SIGTERM: stopping the services") == 1
     assert running_pids(data_dir) == {}
     assert processes_of(data_dir) == []
+
+
+# --- the demo started by --demo: its own folder and token, used by every command, kept across restarts ---
+
+REAL_TOKEN = "real-snapshot-token-5c0ffee9a1"
+
+
+def demo_users(url):
+    return sorted(user["email"] for user in requests.get(f"{url}/api/users", timeout=10).json())
+
+
+def admin_answer(url, token):
+    return requests.get(f"{url}/api/admin/snapshot", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code
+
+
+def test_after_demo_every_command_uses_it_and_restarts_keep_its_port_token_and_data(data_dir, stopped_afterwards):
+    env = command_env(data_dir, "", API_TOKEN=REAL_TOKEN, **FAST)
+    folder = demo_folder_path(data_dir)
+    started = run_command(START, "--demo", env=env)
+    assert started.returncode == 0, started.stdout + started.stderr
+    url, token = demo_url_path(folder).read_text().strip(), demo_token_path(folder).read_text().strip()
+    assert os.stat(demo_token_path(folder)).st_mode & 0o777 == 0o600
+    assert len(token) >= 20 and token != REAL_TOKEN and token not in started.stdout + started.stderr
+    assert admin_answer(url, token) == 200 and admin_answer(url, REAL_TOKEN) == 401, "the demo took API_TOKEN"
+    assert f'Bearer $(cat {demo_token_path(folder.resolve())})' in started.stdout
+
+    plain = run_command(START, env=env)
+    assert plain.returncode == 0 and plain.stdout.count("  already running  ") == 3, plain.stdout + plain.stderr
+    assert f"using the demo back end at {url}" in plain.stderr and plain.stderr.count("\n") == 1, plain.stderr
+
+    def protected():
+        return run_command(STATUS, env=env).returncode == 0
+
+    wait_for(protected)
+    status = run_command(STATUS, env=env)
+    assert f"{url} (demo)  reachable" in status.stdout and status.stderr == ""
+    backup = run_command("manual_backup.py", env=env)
+    assert backup.returncode == 0 and "using the demo back end" in backup.stderr, backup.stdout + backup.stderr
+    dry_run = run_command("restore_simple.py", "--dry-run", env=env)
+    assert dry_run.returncode == 0 and "using the demo back end" in dry_run.stderr, dry_run.stdout + dry_run.stderr
+    assert f"backup: {folder / 'data_backup.json'}" in dry_run.stdout
+    assert not (data_dir / "data_backup.json").exists(), "demo backups mixed with the real shop's"
+
+    seed_shop(url, users=1, customers=1, prefix="added")
+    demo_pid = check_service(folder, DEMO.name).pid
+    for how in (["--restart"], ["--restart", "--demo"]):
+        restarted = run_command(START, *how, env=env)
+        assert restarted.returncode == 0, restarted.stdout + restarted.stderr
+        assert restarted.stdout.count("  started  ") == 3 and "its data kept" in restarted.stdout
+        assert check_service(folder, DEMO.name).pid == demo_pid
+        assert demo_url_path(folder).read_text().strip() == url and demo_token_path(folder).read_text().strip() == token
+        assert demo_users(url) == ["added0@example.com", "owner@example.com"], f"{how} lost the demo's data"
+
+    fresh = run_command(START, "--fresh-demo", env=env)
+    assert fresh.returncode == 0, fresh.stdout + fresh.stderr
+    assert demo_token_path(folder).read_text().strip() != token
+    assert demo_users(demo_url_path(folder).read_text().strip()) == ["owner@example.com"]
+
+    stopped = run_command(START, "--stop", env=env)
+    assert stopped.returncode == 0 and "stopped the demo back end" in stopped.stdout, stopped.stdout
+    assert processes_of(data_dir) == [] and processes_of(folder) == []
+
+
+def test_a_backend_url_besides_the_demo_is_refused_saying_which_to_choose(data_dir, demo_backend, stopped_afterwards):
+    other = command_env(data_dir, demo_backend.url, **FAST)
+    refused = run_command(START, "--demo", env=other)
+    assert refused.returncode == 2 and "choose one" in refused.stderr and "unset BACKEND_URL" in refused.stderr
+    assert processes_of(data_dir) == [] and not demo_folder_path(data_dir).exists()
+
+    assert run_command(START, "--demo", env=command_env(data_dir, "", **FAST)).returncode == 0
+    folder = demo_folder_path(data_dir)
+    pids = running_pids(folder)
+    for how in ([], ["--restart"]):
+        mixed = run_command(START, *how, env=other)
+        assert mixed.returncode == 2, mixed.stdout + mixed.stderr
+        assert "choose one" in mixed.stderr and "--stop" in mixed.stderr and mixed.stdout == ""
+        assert running_pids(folder) == pids, f"{how or 'start'} touched the demo's services"
+        assert running_pids(data_dir) == {}, "services started against the other back end"
