@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .atomicfile import ensure_private_dir, fsync_dir, write_atomic, write_json_atomic
 from .exceptions import BackupFileError, OffsiteError, PinFileError, SettingsError
-from .offsite import copy_name, copy_plaintext, is_configured, name_time, new_copy_id, require_offsite
+from .offsite import copy_name, copy_plaintext, is_configured, iso_time, name_time, new_copy_id, require_offsite
 from .offsite_crypto import encrypt, recipient_fingerprint
 from .pins import load_pins_file, read_restored_pins
 from .settings import PROJECT_DIR
@@ -106,7 +106,7 @@ def write_record(settings, uploaded=None, problem=""):
     record = read_record(settings)
     now = utc_now_iso()
     if uploaded:
-        record.update(last_copy=uploaded, last_copy_time=_iso(name_time(uploaded)), uploaded_at=now)
+        record.update(last_copy=uploaded, last_copy_time=iso_time(name_time(uploaded)), uploaded_at=now)
     if problem and not record.get("problem"):
         record["problem_since"] = now
     if not problem:
@@ -115,11 +115,6 @@ def write_record(settings, uploaded=None, problem=""):
     if not Path(settings.data_dir).is_dir():
         ensure_private_dir(settings.data_dir)
     write_json_atomic(record_path(settings), record)
-
-
-def _iso(moment):
-    """An aware time in the Z form every file of ours uses; None stays None."""
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z") if moment else None
 
 
 def _local_clock(text):
