@@ -173,6 +173,12 @@ def check_remote(settings, environ=None):
     return results
 
 
+def remote_names(settings, environ=None):
+    """Our copy names in the store, newest first: empty when the store holds no copy of ours (a first watcher)."""
+    require_offsite(settings)
+    return chosen_copies(RemoteStore(settings, environ).names())
+
+
 def fetch_latest(settings, at=None, environ=None):
     """(backup bytes, pins, restored_pins, backend_url, watermark) of the newest good copy (at or before `at`)."""
     identity, remote = _reader(settings, environ)
