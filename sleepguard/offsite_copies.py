@@ -179,8 +179,8 @@ def remote_names(settings, environ=None):
     return chosen_copies(RemoteStore(settings, environ).names())
 
 
-def fetch_latest(settings, at=None, environ=None):
-    """(backup bytes, pins, restored_pins, backend_url, watermark) of the newest good copy (at or before `at`)."""
+def fetch_copy(settings, at=None, environ=None):
+    """(name, CopyContents) of the newest good copy (taken at or before `at`), downloaded, decrypted and verified."""
     identity, remote = _reader(settings, environ)
     candidates = []
     pointed = _pointed(remote) if at is None else None
@@ -194,6 +194,12 @@ def fetch_latest(settings, at=None, environ=None):
             log.warning("skipping off-site copy %s: %s", name, exc)
             continue
         log.info("fetched off-site copy %s", name)
-        return contents.backup, contents.pins, contents.restored_pins, contents.backend_url, contents.watermark
+        return name, contents
     when = f" taken at or before {at.isoformat()}" if at is not None else ""
     raise OffsiteError(f"no good off-site copy{when} under {settings.offsite_url}")
+
+
+def fetch_latest(settings, at=None, environ=None):
+    """(backup bytes, pins, restored_pins, backend_url, watermark) of the newest good copy (at or before `at`)."""
+    _name, contents = fetch_copy(settings, at, environ)
+    return contents.backup, contents.pins, contents.restored_pins, contents.backend_url, contents.watermark

@@ -44,7 +44,7 @@ def needed(settings):
     return not store.latest_path.exists() and not any(store.history_dir.glob("backup-*.json"))
 
 
-def _write_pins(settings, pins, restored):
+def write_carried_pins(settings, pins, restored):
     """The PINs the copy carries, 0600: the owner's PIN file only when none is here, restored PINs merged."""
     if pins and not settings.pins_file.exists():
         ensure_private_dir(settings.pins_file.parent)
@@ -72,7 +72,7 @@ def take_over(settings):
         outcome = BackupStore(settings).record(parse_backup(backup))
         if outcome.kind != "good":
             raise OffsiteError(f"the fetched copy was not recorded: {outcome.reason}")
-        _write_pins(settings, pins, restored)
+        write_carried_pins(settings, pins, restored)
         counts = outcome.counts
         return (f"took over from the off-site copy: {counts['users']} users, {counts['customers']} customers "
                 f"of {backend_url or 'the back end'} are the local good backup {outcome.path.name}")

@@ -270,6 +270,7 @@ def reason_lines(reason):
 # --- off-site copies ---
 
 OFFSITE_CHECK_HINT = "python3 manual_backup.py --offsite-check"
+AT_NEEDS_OFFSITE = "a time applies only to an off-site copy: add --from-offsite"
 
 
 def offsite_not_queued(problem):
