@@ -154,7 +154,7 @@ class AutoBackup:
         return Iteration(outcome, summary, dataclasses.replace(self.figures), warn=warn)
 
     def run_once(self, context):
-        waiting = self.takeover.step()
+        waiting = self.takeover.step(context.stopping)
         if waiting:
             return self.answer("taking_over", waiting)
         late_wake = self.deliver_waiting_wake()

@@ -57,7 +57,7 @@ class AutoRestore:
             self.figures.users_needing_pin)))
 
     def run_once(self, context):
-        waiting = self.takeover.step()
+        waiting = self.takeover.step(context.stopping)
         if waiting:  # a new watcher judges nothing before it took over from the off-site copies
             return self.answer("taking_over", waiting)
         if self.checks_to_skip and not context.woken:

@@ -15,6 +15,7 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 from .atomicfile import ensure_private_dir, write_json_atomic
@@ -34,6 +35,7 @@ LOCK_NAME = ".takeover.lock"
 SETTLED, RETRY = 0, 1
 # The services start at once: the others wait this long for the first one's takeover before trying their own.
 LOCK_WAIT_SECONDS = 120
+POLL_SECONDS = 0.05
 
 
 def needed(settings):
@@ -89,33 +91,47 @@ class Takeover:
         self.settled = not needed(settings)
         self.next_try = 0.0
 
-    def step(self):
-        """'' once settled (or never needed), else the line saying why the service does not judge yet."""
+    def step(self, stopping=None):
+        """'' once settled (or never needed), else the line saying why the service does not judge yet.
+
+        stopping: the service's stop event; set, the takeover process is ended and tried again at the next start.
+        """
         if self.settled:
             return ""
         if time.monotonic() < self.next_try:
             return "waiting to take over from the off-site copies before the first judgement"
+        code, said = self._run(stopping)
+        if code == SETTLED:
+            self.settled = True
+            log.info("%s", said)
+            return ""
+        self.next_try = time.monotonic() + max(self.settings.backup_interval, 1.0)
+        log.warning("not taking over yet, judging nothing until then: %s", said)
+        return f"not judging yet: the takeover from the off-site copies failed ({said}); trying again"
+
+    def _run(self, stopping):
+        """Run the takeover process to its end, its deadline or the service's stop: (exit code, its last line)."""
         settings = self.settings
         env = dict(os.environ if self.environ is None else self.environ)
         env["DATA_DIR"] = str(settings.data_dir)
         # Bounded: a few store calls, each within the client's timeouts and retries, and the lock wait.
         deadline = LOCK_WAIT_SECONDS + 8 * (settings.connect_timeout + settings.read_timeout) * (settings.retries + 1)
-        try:
-            result = subprocess.run([sys.executable, "-m", "sleepguard.takeover"], cwd=PROJECT_DIR, env=env,
-                                    stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=deadline)
-        except subprocess.TimeoutExpired:
-            code, said = RETRY, f"the takeover took over {deadline:.0f} s"
-        else:
-            # The process says one line on stderr: what it did, or why it could not.
-            lines = result.stderr.strip().splitlines()
-            code, said = result.returncode, lines[-1] if lines else "the takeover ended without a word"
-        if code == SETTLED:
-            self.settled = True
-            log.info("%s", said)
-            return ""
-        self.next_try = time.monotonic() + max(settings.backup_interval, 1.0)
-        log.warning("not taking over yet, judging nothing until then: %s", said)
-        return f"not judging yet: the takeover from the off-site copies failed ({said}); trying again"
+        # Its few lines of log go to a file, not a pipe: nothing can fill up and stall it.
+        with tempfile.TemporaryFile("w+") as said:
+            process = subprocess.Popen([sys.executable, "-m", "sleepguard.takeover"], cwd=PROJECT_DIR, env=env,
+                                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=said)
+            ends = time.monotonic() + deadline
+            while process.poll() is None and time.monotonic() < ends and not (stopping and stopping.is_set()):
+                # Polled, not waited on: the signal handler sets the event in this very thread.
+                time.sleep(POLL_SECONDS)
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+                return RETRY, "stopping" if stopping and stopping.is_set() else f"the takeover took over {deadline:.0f} s"
+            said.seek(0)
+            # The process ends with one line: what it did, or why it could not.
+            lines = said.read().strip().splitlines()
+        return process.returncode, lines[-1] if lines else "the takeover ended without a word"
 
 
 def main():
