@@ -3,19 +3,28 @@
 Each returns (text to print, exit code), so the command stays a thin entry point.
 """
 
+import logging
 from pathlib import Path
 
 from .backup import take_backup
 from .client import BackendClient
 from .offsite_queue import Shipper
 from .store import BackupStore
+from .takeover import needed, take_over
 from .wording import describe, describe_new_identity, describe_offsite_check, format_backup_list, offsite_not_queued
+
+log = logging.getLogger(__name__)
 
 DEFAULT_IDENTITY_NAME = "offsite_identity.txt"
 
 
 def backup_now(settings, accept_shrink=False):
-    """One backup; a new good one is queued off-site and the uploader started, not waited for. Exit 0 good/unchanged."""
+    """One backup; a new good one is queued off-site and the uploader started, not waited for. Exit 0 good/unchanged.
+
+    On a new machine the off-site copy is taken over first, as the services do: an empty read is never the first.
+    """
+    if needed(settings):
+        log.info("%s", take_over(settings))
     with BackendClient(settings) as client:
         outcome = take_backup(settings, client, accept_shrink=accept_shrink)
     note = offsite_not_queued(Shipper(settings).ship(outcome.path)) if outcome.kind == "good" else ""

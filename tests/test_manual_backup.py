@@ -185,3 +185,22 @@ def test_offsite_check_with_no_good_copy_exits_1_and_a_loose_identity_is_one_lin
     identity.chmod(0o644)
     loose = run_command("manual_backup.py", "--offsite-check", env=env)
     assert loose.returncode == 2 and "chmod 600" in loose.stderr and loose.stderr.count("\n") == 1
+
+
+def test_on_a_new_machine_a_manual_backup_takes_over_first_so_a_wiped_back_end_is_never_the_first_backup(
+        demo_backend, data_dir, moto_s3, tmp_path):
+    from offsite_helpers import new_identity, offsite_settings
+    from sleepguard.offsite_copies import drain_queue
+    from sleepguard.offsite_queue import queue_copy
+    identity, recipient = new_identity(tmp_path / "keys")
+    seed_shop(demo_backend.url, users=2, customers=2)
+    old = offsite_settings(data_dir, moto_s3, recipient, str(identity), BACKEND_URL=demo_backend.url)
+    queue_copy(old, backup_now(old).path)
+    assert drain_queue(old).waiting == 0
+    demo_backend.sleep_now()
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir(mode=0o700)
+    result = run_command("manual_backup.py", env=_offsite_env(fresh, demo_backend.url, moto_s3, recipient,
+                                                              str(identity)))
+    assert result.returncode == 1 and result.stdout.startswith("backup HELD AS SUSPECT (wipe)"), result.stdout + result.stderr
+    assert BackupStore(make_settings(fresh)).latest_good_backup().counts()["customers"] == 4
