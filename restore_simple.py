@@ -1,11 +1,9 @@
-"""Restore the back end now from the latest good backup: a merge, each customer under its own owner.
-
-usage: restore_simple.py [--file PATH] [--owner EMAIL] [--dry-run] [--yes]   (Ctrl-C: stop, exit 130; twice: quit)
+"""Restore the back end now from the latest good backup (or an off-site copy): a merge, each customer under its own owner.
+usage: restore_simple.py [--file PATH | --from-offsite [--at TIME]] [--owner EMAIL] [--dry-run] [--yes]  (Ctrl-C: 130)
 $ python3 restore_simple.py
 backup: /srv/sleepguard/data_backup.json (3 users, 40 customers, 52 orders)
 Restore 3 users and 40 customers into https://babs10.onrender.com? [y/N] y
 created 3 users and 40 customers; 0 users and 0 customers were already there; 0 failed
-verified: the back end holds every user and customer of the backup
 """
 import argparse
 import sys
@@ -23,6 +21,8 @@ from sleepguard.wording import describe_report, error_line
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", help="restore from this backup in DATA_DIR (history or legacy file)")
+    parser.add_argument("--from-offsite", action="store_true", help="restore from the newest good off-site copy")
+    parser.add_argument("--at", metavar="TIME", help="with --from-offsite: the newest copy taken at or before TIME")
     parser.add_argument("--owner", metavar="EMAIL", help="owner of a legacy file's customers when it has several users")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
@@ -31,7 +31,7 @@ def main():
     try:
         setup_command_logging()
         settings = load_settings_in_use()
-        backup, source = choose_backup(settings, args.file, args.owner)
+        backup, source = choose_backup(settings, args.file, args.owner, args.from_offsite, args.at)
         print(f"backup: {source}", flush=True)
         with BackendClient(settings) as client, term:
             report = restore_now(settings, backup, client, dry_run=args.dry_run, confirm=term.confirm, stopping=term.stopping)

@@ -9,7 +9,10 @@ Each iteration (every TRIGGER_POLL_INTERVAL) looks at GET /api/backup/status fir
     or SIGUSR1 (the restore service asks for a fresh copy): a backup now;
   - otherwise nothing.
 Outcomes in the state file: good | unchanged | suspect | failed (a backup was taken),
-restarted (counter reset seen, no backup), idle (nothing to do).
+restarted (counter reset seen, no backup), idle (nothing to do), taking_over (a new watcher
+fetches the off-site copy first, takeover.py). Each new good backup is queued off-site and
+the uploader runs in its own process, never waited for; copies left waiting are tried again
+once per BACKUP_INTERVAL.
 """
 
 import dataclasses
@@ -20,12 +23,14 @@ from . import restart
 from .backup import take_backup
 from .client import BackendClient
 from .exceptions import BackendError
+from .offsite_queue import Shipper
 from .runner import run_service
 from .services import AUTO_BACKUP
 from .snapshot import utc_now_iso
 from .state import BackupFigures, Iteration
 from .store import BackupStore
-from .wording import describe
+from .takeover import Takeover
+from .wording import describe, offsite_not_queued
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +52,8 @@ class AutoBackup:
         self.users_gone = False
         self.wake = restart.PendingWake(settings.data_dir)
         self.figures = BackupFigures()
+        self.shipper = Shipper(settings)
+        self.takeover = Takeover(settings)
 
     def read_status(self):
         """The app's backup status, or None (with the reason in the figures) when it gave none."""
@@ -128,7 +135,9 @@ class AutoBackup:
         self.last_attempt_at = time.monotonic()
         outcome = take_backup(self.settings, self.client)
         now_iso = utc_now_iso()
-        summary = describe(outcome)
+        # Only a new good backup goes off-site: an unchanged one is already there.
+        summary = describe(outcome) + (offsite_not_queued(self.shipper.ship(outcome.path))
+                                       if outcome.kind == "good" else "")
         figures = self.figures
         figures.backups_taken += 1
         setattr(figures, f"{outcome.kind}_count", getattr(figures, f"{outcome.kind}_count") + 1)
@@ -145,9 +154,14 @@ class AutoBackup:
         return Iteration(outcome, summary, dataclasses.replace(self.figures), warn=warn)
 
     def run_once(self, context):
+        waiting = self.takeover.step(context.stopping)
+        if waiting:
+            return self.answer("taking_over", waiting)
         late_wake = self.deliver_waiting_wake()
         answer = self.decide(context)
         answer.summary += late_wake
+        # Copies the store did not take yet (it was down) are tried again, off the loop.
+        self.shipper.kick(retry_after=self.settings.backup_interval)
         return answer
 
     def decide(self, context):

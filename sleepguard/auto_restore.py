@@ -22,6 +22,7 @@ from .services import AUTO_BACKUP, AUTO_RESTORE
 from .snapshot import utc_now_iso
 from .state import Iteration, RestoreFigures
 from .store import BackupStore
+from .takeover import Takeover
 from .wipe import judge_read
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class AutoRestore:
         self.failures_in_a_row = 0
         self.checks_to_skip = 0
         self.figures = RestoreFigures()
+        self.takeover = Takeover(settings)
 
     def answer(self, outcome, summary):
         """The run_once result: outcome, summary and every figure, back-off included."""
@@ -55,6 +57,9 @@ class AutoRestore:
             self.figures.users_needing_pin)))
 
     def run_once(self, context):
+        waiting = self.takeover.step(context.stopping)
+        if waiting:  # a new watcher judges nothing before it took over from the off-site copies
+            return self.answer("taking_over", waiting)
         if self.checks_to_skip and not context.woken:
             self.checks_to_skip -= 1
             return self.answer("backing_off", f"backing off after {self.failures_in_a_row} failed restores in a row: "

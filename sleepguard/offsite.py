@@ -13,11 +13,12 @@ import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .exceptions import OffsiteError, SettingsError
 from .retention import kept_by_policy
-from .snapshot import canonical_json, parse_utc_time
+from .snapshot import canonical_json
+from .urls import without_credentials
 
 COPY_FORMAT = "sleepguard-offsite-copy"
 COPY_FORMAT_VERSION = 1
@@ -152,27 +153,16 @@ class CopyContents:
     restored_pins: dict
 
 
-def url_without_credentials(url):
-    """The URL with any user:password part removed: a copy names its back end, never a secret."""
-    if not url:
-        return ""
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
-
-
-def watermark(snapshot):
-    """The newest server timestamp (created_at/updated_at) among the read's users and customers; None if none."""
-    times = [parse_utc_time(record.get(field)) for user in snapshot.users for record in (user, *user["customers"])
-             for field in ("created_at", "updated_at")]
-    times = [when for when in times if when is not None]
-    return max(times).isoformat(timespec="microseconds").replace("+00:00", "Z") if times else None
+def iso_time(moment):
+    """An aware time in the Z form every file of ours uses; None stays None."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds").replace("+00:00", "Z") if moment else None
 
 
 def copy_plaintext(backup_data, snapshot, pins, restored_pins):
     """The bytes a copy encrypts: the backup document as it is in its file, with its back end, watermark and PINs."""
     document = {"format": COPY_FORMAT, "format_version": COPY_FORMAT_VERSION,
-                "backend_url": url_without_credentials(snapshot.meta.get("backend_url") or ""),
-                "watermark": watermark(snapshot),
+                "backend_url": without_credentials(snapshot.meta.get("backend_url") or ""),
+                "watermark": iso_time(snapshot.watermark()),
                 "backup_sha256": hashlib.sha256(backup_data).hexdigest(),
                 "pins": pins, "restored_pins": restored_pins,
                 # The file's text as it is: decrypting gives back exactly the local backup.

@@ -173,8 +173,14 @@ def check_remote(settings, environ=None):
     return results
 
 
-def fetch_latest(settings, at=None, environ=None):
-    """(backup bytes, pins, restored_pins, backend_url, watermark) of the newest good copy (at or before `at`)."""
+def remote_names(settings, environ=None):
+    """Our copy names in the store, newest first: empty when the store holds no copy of ours (a first watcher)."""
+    require_offsite(settings)
+    return chosen_copies(RemoteStore(settings, environ).names())
+
+
+def fetch_copy(settings, at=None, environ=None):
+    """(name, CopyContents) of the newest good copy (taken at or before `at`), downloaded, decrypted and verified."""
     identity, remote = _reader(settings, environ)
     candidates = []
     pointed = _pointed(remote) if at is None else None
@@ -188,6 +194,12 @@ def fetch_latest(settings, at=None, environ=None):
             log.warning("skipping off-site copy %s: %s", name, exc)
             continue
         log.info("fetched off-site copy %s", name)
-        return contents.backup, contents.pins, contents.restored_pins, contents.backend_url, contents.watermark
+        return name, contents
     when = f" taken at or before {at.isoformat()}" if at is not None else ""
     raise OffsiteError(f"no good off-site copy{when} under {settings.offsite_url}")
+
+
+def fetch_latest(settings, at=None, environ=None):
+    """(backup bytes, pins, restored_pins, backend_url, watermark) of the newest good copy (at or before `at`)."""
+    _name, contents = fetch_copy(settings, at, environ)
+    return contents.backup, contents.pins, contents.restored_pins, contents.backend_url, contents.watermark

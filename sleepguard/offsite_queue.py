@@ -12,13 +12,14 @@ import logging
 import os
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 
 from .atomicfile import ensure_private_dir, fsync_dir, write_atomic, write_json_atomic
 from .exceptions import BackupFileError, OffsiteError, PinFileError, SettingsError
-from .offsite import copy_name, copy_plaintext, is_configured, name_time, new_copy_id, require_offsite
-from .offsite_crypto import encrypt, recipient_fingerprint
+from .offsite import copy_name, copy_plaintext, is_configured, iso_time, name_time, new_copy_id, require_offsite
+from .offsite_crypto import check_recipient, encrypt, load_identity, recipient_fingerprint
 from .pins import load_pins_file, read_restored_pins
 from .settings import PROJECT_DIR
 from .snapshot import parse_backup, parse_utc_time, utc_now_iso
@@ -106,7 +107,7 @@ def write_record(settings, uploaded=None, problem=""):
     record = read_record(settings)
     now = utc_now_iso()
     if uploaded:
-        record.update(last_copy=uploaded, last_copy_time=_iso(name_time(uploaded)), uploaded_at=now)
+        record.update(last_copy=uploaded, last_copy_time=iso_time(name_time(uploaded)), uploaded_at=now)
     if problem and not record.get("problem"):
         record["problem_since"] = now
     if not problem:
@@ -115,11 +116,6 @@ def write_record(settings, uploaded=None, problem=""):
     if not Path(settings.data_dir).is_dir():
         ensure_private_dir(settings.data_dir)
     write_json_atomic(record_path(settings), record)
-
-
-def _iso(moment):
-    """An aware time in the Z form every file of ours uses; None stays None."""
-    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z") if moment else None
 
 
 def _local_clock(text):
@@ -132,6 +128,17 @@ def _local_clock(text):
     return local.strftime("%H:%M" if local.date() == today else "%Y-%m-%d %H:%M")
 
 
+def recipient_problem(settings):
+    """Why OFFSITE_RECIPIENT does not fit the identity file, when one is set ('' when it fits or none is set)."""
+    if not settings.offsite_identity_file or not settings.offsite_recipient:
+        return ""
+    try:
+        check_recipient(settings, load_identity(settings))
+    except OffsiteError as exc:
+        return str(exc)
+    return ""
+
+
 def offsite_status(settings):
     """The off-site part of the status, read from local files only (no network, no S3 client)."""
     if not is_configured(settings):
@@ -142,7 +149,7 @@ def offsite_status(settings):
     except SettingsError as exc:  # said on the status screen instead of stopping it
         problem = str(exc)
     record = read_record(settings)
-    problem = problem or record.get("problem", "")
+    problem = problem or recipient_problem(settings) or record.get("problem", "")
     waiting = len(queued_copies(settings))
     behind = waiting > settings.offsite_max_behind
     copy_word = "copy" if waiting == 1 else "copies"
@@ -152,7 +159,7 @@ def offsite_status(settings):
     elif behind:
         text += f" (more than OFFSITE_MAX_BEHIND={settings.offsite_max_behind})"
     return {"configured": True, "ok": not problem and not behind, "problem": problem, "behind": behind,
-            "waiting": waiting, "last_copy": record.get("last_copy"), "last_copy_time": record.get("last_copy_time"),
+            "waiting": waiting, "max_behind": settings.offsite_max_behind, "last_copy": record.get("last_copy"), "last_copy_time": record.get("last_copy_time"),
             "uploaded_at": record.get("uploaded_at"), "problem_since": record.get("problem_since"),
             "checked_at": record.get("checked_at"),
             "recipient_fingerprint": recipient_fingerprint(settings.offsite_recipient), "text": text}
@@ -173,3 +180,53 @@ def start_uploader(settings, environ=None):
                                 start_new_session=True, close_fds=True)
     finally:
         log_file.close()
+
+
+class Shipper:
+    """A loop's off-site side: queue each new good backup, keep one uploader running off the loop, never wait."""
+
+    def __init__(self, settings, environ=None):
+        self.settings = settings
+        self.environ = environ
+        self.uploader = None  # the uploader this process started, until reaped
+        self.last_start = None  # monotonic time it was started
+        if is_configured(settings):
+            # Checked at start: copies encrypted to a key the identity file does not open could never be read.
+            problem = recipient_problem(settings)
+            if problem:
+                log.warning("off-site: %s", problem)
+
+    def reap(self):
+        """Read a finished uploader's exit (no zombie stays); True when none of ours runs."""
+        if self.uploader is not None and self.uploader.poll() is not None:
+            log.debug("off-site uploader ended with exit code %s", self.uploader.returncode)
+            self.uploader = None
+        return self.uploader is None
+
+    def kick(self, retry_after=0.0):
+        """Start the uploader when copies wait, none of ours runs, and retry_after seconds passed since the last."""
+        if not is_configured(self.settings) or not self.reap():
+            return False
+        if self.last_start is not None and time.monotonic() - self.last_start < retry_after:
+            return False
+        if not queued_copies(self.settings):
+            return False
+        try:
+            self.uploader = start_uploader(self.settings, self.environ)
+        except OSError as exc:
+            log.warning("could not start the off-site uploader: %s", exc.strerror or exc)
+            return False
+        self.last_start = time.monotonic()
+        return True
+
+    def ship(self, backup_path):
+        """Queue the copy of a new good backup and start the uploader; '' or a problem for the round's summary."""
+        if not is_configured(self.settings):
+            return ""
+        try:
+            queue_copy(self.settings, backup_path)
+        except (OffsiteError, SettingsError) as exc:
+            log.warning("off-site copy not queued: %s", exc)
+            return str(exc)
+        self.kick()
+        return ""

@@ -1,15 +1,40 @@
-"""Which backup a restore starts from: a file the owner names inside DATA_DIR, else the newest good one."""
+"""Which backup a restore starts from: a file the owner names inside DATA_DIR, an off-site copy, else the newest good one."""
 
+from datetime import datetime
 from pathlib import Path
 
 from .exceptions import BackupFileError, RestoreError
 from .snapshot import parse_backup
 from .store import BackupStore, read_backup_bytes
-from .wording import describe_source
+from .wording import AT_NEEDS_OFFSITE, describe_source
 
 
-def choose_backup(settings, file=None, owner_email=None):
-    """The backup to restore and a line saying which: a file inside DATA_DIR, else the latest good one."""
+def parse_at(text):
+    """The time --at names (ISO 8601; without a zone it is this machine's local time); RestoreError when not one."""
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise RestoreError(f"{text!r} is not a time: give it as 2026-12-01T13:58 or 2026-12-01 13:58:00") from None
+
+
+def offsite_backup(settings, at=None):
+    """The newest good off-site copy (at or before `at`) as a backup, with its PINs written where restores read them."""
+    from .offsite_copies import fetch_copy  # the S3 client, only in the one-shot command
+    from .takeover import write_carried_pins
+    name, contents = fetch_copy(settings, parse_at(at) if at else None)
+    backup = parse_backup(contents.backup)
+    write_carried_pins(settings, contents.pins, contents.restored_pins)
+    return backup, describe_source(backup, f"off-site copy {name}")
+
+
+def choose_backup(settings, file=None, owner_email=None, from_offsite=False, at=None):
+    """The backup to restore and a line saying which: a file inside DATA_DIR, an off-site copy, else the latest good one."""
+    if at is not None and not from_offsite:
+        raise RestoreError(AT_NEEDS_OFFSITE)
+    if from_offsite:
+        if file is not None or owner_email is not None:
+            raise RestoreError("restore either from a file or from an off-site copy, not both")
+        return offsite_backup(settings, at)
     if file is None:
         if owner_email is not None:
             raise RestoreError("an owner e-mail applies only to a legacy file: name the legacy file to restore too")

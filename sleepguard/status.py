@@ -16,6 +16,8 @@ from urllib.parse import urlsplit, urlunsplit
 from .wording import size_text
 from .client import BackendClient
 from .exceptions import BackendError, PinFileError
+from .offsite import is_configured
+from .offsite_queue import offsite_status
 from .pins import RESTORED_PINS_NAME, pending_pins
 from .processes import check_service, running_demo_url
 from .services import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICES, log_path
@@ -211,6 +213,8 @@ def collect_status(settings) -> dict:
         "last_restore": _last_restore(states[AUTO_RESTORE.name]),
         "pins_to_hand_out": pins,
         "pins_problem": pins_problem,
+        # Read from local files only: the uploader's record and its queue (no S3 client here).
+        "offsite": offsite_status(settings) if is_configured(settings) else None,
     }
     status["warnings"] = _warnings(status)
     status["protected"] = (all(service["state"] == "running" for service in services)
@@ -305,6 +309,8 @@ def format_status(status: dict) -> str:
     lines += _backend_lines(status["backend"], now)
     lines += _service_lines(status["services"], now)
     lines += _backup_lines(status, now)
+    if status.get("offsite"):
+        lines.append(f"{status['offsite']['text']} (recipient {status['offsite']['recipient_fingerprint']})")
     if status["warnings"]:
         lines.append("warnings")
         lines += [f"  ! {warning}" for warning in status["warnings"]]

@@ -22,6 +22,7 @@ from .atomicfile import (PRIVATE_FILE_MODE, ensure_private_dir, fsync_dir, json_
                          write_atomic, write_json_atomic)
 from .exceptions import BackupFileError
 from .flocks import flock_within
+from .retention import kept_by_policy
 from .snapshot import Snapshot, parse_backup, parse_utc_time, utc_now_iso
 from .urls import without_credentials
 from .wipe import Judgement, judge_read
@@ -444,21 +445,11 @@ class BackupStore:
         settings = self.settings
         now = now or datetime.now(timezone.utc)
         history = _our_files(self.history_dir, "backup")
-        keep = {path for path, _created in history[:settings.keep_last]}
+        keep = set()
         newest_good = next((path for path, _created in history if not _problem(path)), None)
         if newest_good is not None:
             keep.add(newest_good)
-        this_hour = now.replace(minute=0, second=0, microsecond=0)
-        open_hours = {this_hour - timedelta(hours=n) for n in range(settings.keep_hourly)}
-        open_days = {now.date() - timedelta(days=n) for n in range(settings.keep_daily)}
-        for path, created in history:
-            hour, day = created.replace(minute=0, second=0, microsecond=0), created.date()
-            if hour in open_hours:
-                open_hours.discard(hour)
-                keep.add(path)
-            if day in open_days:
-                open_days.discard(day)
-                keep.add(path)
+        keep |= kept_by_policy(history, settings.keep_last, settings.keep_hourly, settings.keep_daily, now)
         removed, damaged = _remove_unless_damaged([path for path, _created in history if path not in keep])
         level = logging.INFO if removed or damaged else logging.DEBUG
         log.log(level, "history: %d kept, %d removed, %d damaged left for the owner (see manual_backup.py --list)",

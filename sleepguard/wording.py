@@ -265,3 +265,36 @@ def reason_lines(reason):
     """A verdict reason as the status screen shows it: what is wrong, then the fix, each line short."""
     text, fix = _reason_words(reason.kind, reason.facts)
     return [text] + ([f"fix: {fix}"] if fix else [])
+
+
+# --- off-site copies ---
+
+OFFSITE_CHECK_HINT = "python3 manual_backup.py --offsite-check"
+AT_NEEDS_OFFSITE = "a time applies only to an off-site copy: add --from-offsite"
+
+
+def offsite_not_queued(problem):
+    """The note a backup's summary gets when its off-site copy could not be queued ('' when it was)."""
+    return f"; off-site copy NOT queued: {problem}" if problem else ""
+
+
+def describe_offsite_check(results):
+    """manual_backup.py --offsite-check: one line per remote copy, newest first, and how many are good."""
+    if not results:
+        return "off-site: no copies in the store yet"
+    lines = [f"{'good' if ok else 'BAD '}  {name}: {why}" for name, ok, why in results]
+    good = sum(1 for _name, ok, _why in results if ok)
+    lines.append(f"off-site: {plural(good, 'good copy', 'good copies')} of {len(results)} checked"
+                 + ("" if good else ": none can be restored from"))
+    return "\n".join(lines)
+
+
+def describe_new_identity(path, recipient_line):
+    """manual_backup.py --offsite-keygen: where the key is, the line for .env, and why it must be kept safe."""
+    return "\n".join([
+        f"wrote a new age identity file {path} (0600)",
+        "put this line in .env (it is the public key: the watcher needs only it to upload):",
+        recipient_line,
+        f"and OFFSITE_IDENTITY_FILE={path} on a machine that checks or restores copies.",
+        "Without this identity file nobody - not even sleepguard - can read the off-site copies:",
+        "keep a copy of it in the owner's password manager too."])

@@ -222,3 +222,67 @@ def test_a_wake_the_restore_service_was_not_there_for_is_sent_when_it_is(service
     services.start(RESTORE, env)
     wait_for_figures(data_dir, BACKUP, lambda f: f["wakes_sent"] == 1, 10, "the kept wake delivered")
     wait_for_log(data_dir, BACKUP, "woke the restore service at last (back end restarted (trigger count 1 -> 0))", 5)
+
+
+# --- off-site copies from the backup service ---
+
+def _timed_good_backups(settings, url, user_id, count, first, environ=None):
+    """count new good backups through the service's own round, one new customer before each; (service, seconds).
+
+    environ: the settings for the uploader process, as a service passes its own environment on."""
+    from sleepguard.auto_backup import AutoBackup
+    from sleepguard.client import BackendClient
+    took = []
+    with BackendClient(settings) as client:
+        service = AutoBackup(settings, client)
+        service.shipper.environ = environ
+        for n in range(first, first + count):
+            requests.post(f"{url}/api/customers", params={"user_id": user_id}, json={"name": f"Customer {n}"},
+                          timeout=10).raise_for_status()
+            started = time.monotonic()
+            answer = service.backup("scheduled")
+            took.append(time.monotonic() - started)
+            assert answer.outcome == "good", answer.summary
+    return service, took
+
+
+def test_new_good_backups_wait_in_order_while_the_store_is_down_and_never_slow_the_loop(demo_backend, data_dir,
+                                                                                       moto_s3, tmp_path):
+    from helpers import files_under, make_settings
+    from offsite_helpers import PREFIX, bucket_objects, new_identity, offsite_settings
+    from sleepguard.offsite import POINTER_NAME, chosen_copies, name_time
+    from sleepguard.offsite_queue import queued_copies
+    from sleepguard.store import BackupStore
+    _identity, recipient = new_identity(tmp_path / "keys")
+    owner = next(iter(seed_shop(demo_backend.url, users=1, customers=1).values()))
+    plain_dir = tmp_path / "no-offsite"
+    plain_dir.mkdir(mode=0o700)
+    _service, without = _timed_good_backups(make_settings(plain_dir, demo_backend.url), demo_backend.url,
+                                            owner["id"], 10, 0)
+    with FaultProxy(moto_s3.url) as proxy:
+        proxy.set_fault("503")
+        settings = offsite_settings(data_dir, moto_s3, recipient, endpoint=proxy.url, BACKEND_URL=demo_backend.url)
+        environ = command_env(data_dir, demo_backend.url, OFFSITE_URL=settings.offsite_url, OFFSITE_RECIPIENT=recipient,
+                              OFFSITE_ENDPOINT_URL=proxy.url, RETRIES="1", RETRY_BACKOFF="0.01", READ_TIMEOUT="2")
+        service, down = _timed_good_backups(settings, demo_backend.url, owner["id"], 10, 10, environ)
+        if service.shipper.uploader is not None:
+            service.shipper.uploader.wait(30)
+        assert len(queued_copies(settings)) == 10 and bucket_objects(moto_s3) == {}
+        local = files_under(data_dir / "auto_backups_super")
+        proxy.clear()
+        assert service.shipper.kick()
+        assert service.shipper.uploader.wait(60) == 0
+    # Loop rounds with the store down are no longer than without off-site copies at all (encrypting and
+    # starting the uploader are milliseconds; the generous margin is for a loaded test machine).
+    assert max(down) <= max(without) + 0.5, (down, without)
+    assert files_under(data_dir / "auto_backups_super") == local and queued_copies(settings) == []
+    names = chosen_copies(key.removeprefix(PREFIX + "/") for key in bucket_objects(moto_s3, PREFIX + "/"))
+    backed_up = sorted(entry.created_at for entry in BackupStore(settings).list_backups() if entry.kind == "good")
+    assert sorted(name_time(name) for name in names) == backed_up[-10:] and len(names) == 10
+    # The uploader ran once with the store down (and said so), then once more to catch up.
+    uploader_log = (data_dir / "offsite_uploader.log").read_text()
+    assert "off-site upload stopped" in uploader_log
+    uploaded = re.findall(r"off-site copy (\S+) uploaded", uploader_log)
+    assert uploaded == sorted(names), "uploaded oldest first, each once"
+    pointer = bucket_objects(moto_s3, f"{PREFIX}/{POINTER_NAME}")
+    assert names[0].encode() in next(iter(pointer.values()))[0], "the pointer names the newest copy"

@@ -134,3 +134,73 @@ def test_the_token_is_never_printed(demo_backend, data_dir):
     for result in (good, refused, listing):
         output = result.stdout + result.stderr
         assert demo_backend.token not in output and wrong_token not in output
+
+
+# --- off-site: the key, the check, and the copy of a new good backup ---
+
+def _offsite_env(data_dir, url, s3, recipient="", identity_file=""):
+    from offsite_helpers import PREFIX
+    return command_env(data_dir, url, OFFSITE_URL=f"s3://{s3.bucket}/{PREFIX}", OFFSITE_ENDPOINT_URL=s3.url,
+                       OFFSITE_RECIPIENT=recipient, OFFSITE_IDENTITY_FILE=identity_file)
+
+
+def test_offsite_keygen_writes_a_private_identity_and_says_it_is_the_only_way_to_read_the_copies(data_dir, tmp_path):
+    identity = tmp_path / "keys" / "identity.txt"
+    result = run_command("manual_backup.py", "--offsite-keygen", str(identity), env=command_env(data_dir))
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE(identity.stat().st_mode) == 0o600
+    line = next(line for line in result.stdout.splitlines() if line.startswith("OFFSITE_RECIPIENT=age1"))
+    assert f"# public key: {line.split('=', 1)[1]}" in identity.read_text()
+    assert "nobody - not even sleepguard - can read" in result.stdout and "password manager" in result.stdout
+    assert "AGE-SECRET-KEY" not in result.stdout + result.stderr
+    again = run_command("manual_backup.py", "--offsite-keygen", str(identity), env=command_env(data_dir))
+    assert again.returncode == 2 and "already exists" in again.stderr and again.stderr.count("\n") == 1
+
+
+def test_a_good_manual_backup_goes_off_site_and_offsite_check_says_which_copies_are_good(demo_backend, data_dir,
+                                                                                        moto_s3, tmp_path):
+    from offsite_helpers import new_identity
+    from service_helpers import wait_until
+    identity, recipient = new_identity(tmp_path / "keys")
+    seed_shop(demo_backend.url, users=2, customers=3)
+    env = _offsite_env(data_dir, demo_backend.url, moto_s3, recipient, str(identity))
+    first = run_command("manual_backup.py", env=env)
+    assert first.returncode == 0 and "NOT queued" not in first.stdout, first.stdout + first.stderr
+    check = lambda: run_command("manual_backup.py", "--offsite-check", env=env)  # noqa: E731
+    done = wait_until(lambda: (result := check()).returncode == 0 and result, 30, "the copy uploaded")
+    assert "good  backup-" in done.stdout and "2 users, 6 customers" in done.stdout and "(latest)" in done.stdout
+    assert done.stdout.rstrip().endswith("off-site: 1 good copy of 1 checked")
+    # An unchanged backup is not copied again.
+    assert run_command("manual_backup.py", env=env).stdout.startswith("backup unchanged")
+    assert not list((data_dir / "offsite_queue").glob("*.age"))
+    assert check().stdout.rstrip().endswith("1 good copy of 1 checked")
+
+
+def test_offsite_check_with_no_good_copy_exits_1_and_a_loose_identity_is_one_line(data_dir, moto_s3, tmp_path):
+    from offsite_helpers import new_identity
+    identity, recipient = new_identity(tmp_path / "keys")
+    env = _offsite_env(data_dir, "", moto_s3, recipient, str(identity))
+    empty = run_command("manual_backup.py", "--offsite-check", env=env)
+    assert empty.returncode == 1 and "no copies in the store yet" in empty.stdout
+    identity.chmod(0o644)
+    loose = run_command("manual_backup.py", "--offsite-check", env=env)
+    assert loose.returncode == 2 and "chmod 600" in loose.stderr and loose.stderr.count("\n") == 1
+
+
+def test_on_a_new_machine_a_manual_backup_takes_over_first_so_a_wiped_back_end_is_never_the_first_backup(
+        demo_backend, data_dir, moto_s3, tmp_path):
+    from offsite_helpers import new_identity, offsite_settings
+    from sleepguard.offsite_copies import drain_queue
+    from sleepguard.offsite_queue import queue_copy
+    identity, recipient = new_identity(tmp_path / "keys")
+    seed_shop(demo_backend.url, users=2, customers=2)
+    old = offsite_settings(data_dir, moto_s3, recipient, str(identity), BACKEND_URL=demo_backend.url)
+    queue_copy(old, backup_now(old).path)
+    assert drain_queue(old).waiting == 0
+    demo_backend.sleep_now()
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir(mode=0o700)
+    result = run_command("manual_backup.py", env=_offsite_env(fresh, demo_backend.url, moto_s3, recipient,
+                                                              str(identity)))
+    assert result.returncode == 1 and result.stdout.startswith("backup HELD AS SUSPECT (wipe)"), result.stdout + result.stderr
+    assert BackupStore(make_settings(fresh)).latest_good_backup().counts()["customers"] == 4

@@ -9,12 +9,13 @@ import pytest
 from helpers import NO_SETTINGS_FILE, make_settings
 from offsite_helpers import EPOCH, record_backups, shop_snapshot
 from sleepguard.exceptions import OffsiteError, SettingsError
-from sleepguard.offsite import (Location, chosen_copies, copy_name, copy_plaintext, location, name_time,
+from sleepguard.offsite import (Location, chosen_copies, copy_name, copy_plaintext, iso_time, location, name_time,
                                 new_copy_id, parse_plaintext, parse_pointer, pointer_bytes, remote_kept,
-                                require_offsite, url_without_credentials, watermark)
+                                require_offsite)
 from sleepguard.settings import load_settings
 from sleepguard.snapshot import canonical_json
 from sleepguard.store import BackupStore
+from sleepguard.urls import without_credentials as url_without_credentials
 
 RECIPIENT = "age1" + "q" * 58
 STAMP = re.compile(r"\d{8}T\d{6}\.\d{6}Z")
@@ -61,7 +62,7 @@ def test_a_copy_holds_the_backup_byte_for_byte_its_back_end_without_password_and
     assert contents.backup == data and contents.pins == {"ama.owner@example.com": "4711"}
     # The copy names its back end without the password (the backup file's own URL is the store's business).
     assert contents.backend_url == "http://127.0.0.1:8000"
-    assert contents.watermark == watermark(snapshot) == "2026-11-20T09:00:00.000000Z"
+    assert contents.watermark == iso_time(snapshot.watermark()) == "2026-11-20T09:00:00.000000Z"
     tampered = json.loads(plain)
     tampered["backup"] = tampered["backup"].replace("Mensah", "Mensa")
     with pytest.raises(OffsiteError, match="fails its checksum"):

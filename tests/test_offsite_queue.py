@@ -11,7 +11,7 @@ from helpers import PROJECT_DIR, make_settings
 from offsite_helpers import SHOP_EMAILS, new_identity, offsite_settings, record_backups, write_pins
 from sleepguard.exceptions import OffsiteError
 from sleepguard.offsite import name_time
-from sleepguard.offsite_queue import offsite_status, queue_copy, queued_copies, write_record
+from sleepguard.offsite_queue import Shipper, offsite_status, queue_copy, queued_copies, write_record
 
 
 class NoStore:
@@ -113,3 +113,47 @@ def test_a_copy_that_cannot_be_queued_is_one_line_and_leaves_the_backup_alone(se
     with pytest.raises(OffsiteError, match="could not be queued: Not a directory"):
         queue_copy(settings, path)
     assert path.read_bytes() == before and (data_dir / "data_backup.json").read_bytes() == before
+
+
+def test_a_recipient_the_identity_file_does_not_open_is_a_status_problem_at_once(data_dir, tmp_path):
+    identity, _recipient = new_identity(tmp_path / "keys")
+    _other_identity, other = new_identity(tmp_path / "keys", "other.txt")
+    status = offsite_status(offsite_settings(data_dir, NoStore(), other, str(identity)))
+    assert not status["ok"] and "is not the public key of OFFSITE_IDENTITY_FILE" in status["problem"]
+    assert other not in status["text"], "the status names keys by fingerprint only"
+
+
+def test_the_services_and_their_off_site_side_load_no_s3_client():
+    code = ("import sys, json\nimport sleepguard.auto_backup, sleepguard.auto_restore, sleepguard.takeover\n"
+            "print(json.dumps(sorted(m for m in ('minio', 'boto3', 'botocore') if m in sys.modules)))\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_DIR, capture_output=True, text=True, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == []
+
+
+def test_the_shipper_queues_only_when_configured_and_runs_one_uploader_at_a_time(settings, data_dir, monkeypatch):
+    plain = Shipper(make_settings(data_dir))
+    path = record_backups(settings, 1)[0]
+    assert plain.ship(path) == "" and queued_copies(settings) == [] and plain.uploader is None
+    started = []
+
+    class Running:
+        """A stand-in uploader that runs until told to end."""
+
+        returncode = None
+
+        def poll(self):
+            return self.returncode
+
+    def fake_start(settings, environ=None):
+        started.append(Running())
+        return started[-1]
+
+    monkeypatch.setattr("sleepguard.offsite_queue.start_uploader", fake_start)
+    shipper = Shipper(settings)
+    assert not shipper.kick(), "nothing waits: no uploader"
+    assert shipper.ship(path) == "" and len(queued_copies(settings)) == 1 and len(started) == 1
+    assert not shipper.kick() and len(started) == 1, "one is running: no second one"
+    started[0].returncode = 1
+    assert not shipper.kick(retry_after=3600) and len(started) == 1, "tried again only after retry_after"
+    assert shipper.kick() and len(started) == 2 and shipper.uploader is started[1]

@@ -313,3 +313,46 @@ def test_ctrl_c_at_the_question_is_no_and_changes_nothing(demo_backend, data_dir
     assert process.returncode == 1 and "aborted: nothing was changed" in stdout
     assert stderr == "", stderr
     assert demo_backend.state()["users"] == [] and not restored_pins_path(data_dir).exists()
+
+
+# --- from an off-site copy ---
+
+def test_from_offsite_restores_the_chosen_copy_with_a_dry_run_first_and_at_picks_an_older_one(demo_backend, data_dir,
+                                                                                              moto_s3, tmp_path):
+    from offsite_helpers import PREFIX, new_identity, offsite_settings, write_pins
+    from sleepguard.offsite_copies import drain_queue
+    from sleepguard.offsite_queue import queue_copy
+    identity, recipient = new_identity(tmp_path / "keys")
+    shop = seed_shop(demo_backend.url, users=2, customers=2)
+    pins = write_pins(tmp_path / "pins.json", {email: owner["pin"] for email, owner in shop.items()})
+    settings = offsite_settings(data_dir, moto_s3, recipient, str(identity), BACKEND_URL=demo_backend.url,
+                                PINS_FILE=pins)
+    older = backup_now(settings)
+    queue_copy(settings, older.path)
+    seed_shop(demo_backend.url, users=1, customers=1, prefix="later")
+    newer = backup_now(settings)
+    queue_copy(settings, newer.path)
+    assert drain_queue(settings).waiting == 0
+    demo_backend.sleep_now()
+    pins.unlink()
+    fresh = tmp_path / "new-machine"
+    fresh.mkdir(mode=0o700)
+    env = command_env(fresh, demo_backend.url, OFFSITE_URL=f"s3://{moto_s3.bucket}/{PREFIX}",
+                      OFFSITE_ENDPOINT_URL=moto_s3.url, OFFSITE_RECIPIENT=recipient, OFFSITE_IDENTITY_FILE=str(identity))
+    dry = run_command(COMMAND, "--from-offsite", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.startswith("backup: off-site copy backup-") and "(3 users, 5 customers" in dry.stdout
+    assert requests.get(f"{demo_backend.url}/api/users", timeout=10).json() == []
+    at = older.path.name.split("-")[1]  # the older backup's own time, as its file name says it
+    moment = f"{at[:4]}-{at[4:6]}-{at[6:8]}T{at[9:11]}:{at[11:13]}:{at[13:15]}.{at[16:22]}+00:00"
+    done = run_command(COMMAND, "--from-offsite", "--at", moment, "--yes", env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "(2 users, 4 customers" in done.stdout
+    users = requests.get(f"{demo_backend.url}/api/users", timeout=10).json()
+    assert sorted(user["email"] for user in users) == sorted(shop)
+    for email, owner in shop.items():
+        assert signs_in(demo_backend.url, email, owner["pin"]), f"{email} lost their PIN"
+    bad = run_command(COMMAND, "--from-offsite", "--at", "yesterday", env=env)
+    assert bad.returncode == 2 and "is not a time" in bad.stderr and bad.stderr.count("\n") == 1
+    alone = run_command(COMMAND, "--at", moment, env=env)
+    assert alone.returncode == 2 and "--from-offsite" in alone.stderr

@@ -107,3 +107,30 @@ def test_the_token_is_scrubbed_even_from_another_process_state_file(data_dir):
     for text in (json.dumps(status), format_status(status)):
         assert canary not in text
     assert "refused: Bearer ***" in format_status(status)
+
+
+def test_the_off_site_copies_have_one_line_with_the_recipient_fingerprint_and_none_without_them(data_dir, tmp_path):
+    from offsite_helpers import new_identity, offsite_settings
+    from sleepguard.offsite_queue import write_record
+    from sleepguard.verdict import judge
+
+    assert collect_status(make_settings(data_dir))["offsite"] is None
+    assert "off-site" not in format_status(collect_status(make_settings(data_dir)))
+
+    class NoStore:
+        url, bucket = "http://127.0.0.1:9", "shop-copies"
+
+    identity, recipient = new_identity(tmp_path / "keys")
+    settings = offsite_settings(data_dir, NoStore(), recipient, str(identity))
+    write_record(settings, uploaded="backup-20261201T135800.000000Z-0123456789abcdef.age")
+    status = collect_status(settings)
+    offsite = status["offsite"]
+    assert offsite["ok"] and offsite["waiting"] == 0 and offsite["max_behind"] == 3
+    line = next(line for line in format_status(status).splitlines() if line.startswith("off-site"))
+    assert line.startswith("off-site: last copy ") and line.endswith(f", 0 waiting (recipient "
+                                                                      f"{offsite['recipient_fingerprint']})")
+    assert recipient not in json.dumps(status)
+    # A refused write is a WARNING at once, not only once copies pile up.
+    write_record(settings, problem="the off-site store refused the write (AccessDenied)")
+    reasons = judge(collect_status(settings)).reasons
+    assert any(reason.kind == "offsite_problem" for reason in reasons)
