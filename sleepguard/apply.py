@@ -237,6 +237,13 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
         plan = plan_snapshot_restore(backup, current, target=settings.snapshot_url)
     else:
         plan = plan_restore(backup, current, pins, restored_pins, target=settings.backend_url)
+    for match in plan.pin_matches:
+        # Named by key and account only: the PIN stays in the file.
+        log.warning("PIN file key %r taken for account %s: they differ only in the local part's case",
+                    match.key, match.email)
+    if plan.left_out:
+        log.warning("%d money fields the backup holds as null are left out: %s", len(plan.left_out),
+                    ", ".join(f"{customer_label(item.owner_email, item.name)} {item.field}" for item in plan.left_out))
     report = RestoreReport(plan=plan, dry_run=dry_run)
     if dry_run or plan.empty:
         report.missing = verify_restore(backup, current)

@@ -132,7 +132,9 @@ def _pin_key_for(email, pins, taken):
 
 
 def _choose_pin(backup, user, email, pins, restored_pins, plan):
-    key = _pin_key_for(email, pins, set(plan.owner_ids) | {u["email"] for u in backup.users} - {email})
+    # Keys that are another account's own address are never lent to this one.
+    taken = (set(plan.owner_ids) | {stored_form(u["email"]) for u in backup.users}) - {email}
+    key = _pin_key_for(email, pins, taken)
     if key is not None:
         if key != email:
             plan.pin_matches.append(PinMatch(key, email))

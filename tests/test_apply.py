@@ -19,6 +19,7 @@ from sleepguard.exceptions import RestoreError
 from sleepguard.pins import pending_pins, read_restored_pins, restored_pins_path
 from sleepguard.plan import plan_restore
 from sleepguard.snapshot import parse_backup
+from sleepguard.wording import describe_report
 
 
 def write_pins_file(settings, shop, mode=0o600):
@@ -266,3 +267,26 @@ def test_a_stopped_restore_keeps_the_pins_of_exactly_the_accounts_it_created_and
     assert again.complete and shop_view(demo_backend.state()) == shop_view(before)
     assert sorted(read_restored_pins(data_dir)) == sorted(shop)
     assert all(read_restored_pins(data_dir)[email] == pin for email, pin in pins.items()), "a PIN handed out changed"
+
+
+# --- e-mails as the owner types them, against the demo's stored form ---
+
+def test_an_owner_who_typed_her_address_in_other_case_gets_her_own_pin_back(demo_backend, data_dir, caplog):
+    url = demo_backend.url
+    for email, pin in (("Auntie.Ama@Example.COM", "4821"), ("kofi@example.com", "7390")):
+        requests.post(f"{url}/api/users", json={"email": email, "pin": pin}, timeout=10).raise_for_status()
+    settings = make_settings(data_dir, url)
+    assert backup_now(settings).kind == "good"
+    # Keys as the owner typed them: the domain's case (normalised away), and a local part of other case.
+    settings.pins_file.write_text(json.dumps({"Auntie.Ama@Example.COM": "4821", "Kofi@example.com": "7390"}))
+    os.chmod(settings.pins_file, 0o600)
+    demo_backend.sleep_now()
+    caplog.set_level("WARNING", logger="sleepguard.apply")
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    assert report.complete and report.result.pins_to_hand_out == []
+    assert signs_in(url, "Auntie.Ama@example.com", "4821") and signs_in(url, "kofi@example.com", "7390")
+    assert [(m.key, m.email) for m in report.plan.pin_matches] == [("Kofi@example.com", "kofi@example.com")]
+    warning = ("warning: PIN file key 'Kofi@example.com' taken for the account kofi@example.com: they differ only "
+               "in the case of the part before the @, which the server keeps; check it is the same person")
+    assert warning in describe_report(report)
+    assert "'Kofi@example.com' taken for account kofi@example.com" in caplog.text and "7390" not in caplog.text
