@@ -388,8 +388,26 @@ class BackendClient:
         if self.settings.backend_mode == "snapshot":
             doc = self._read_admin_state()
             return Snapshot.from_admin_state(doc, self._read_meta(started))
+        savers = self._recent_savers()
         users, customers_by_user_id = self._read_api()
-        return Snapshot.from_api(users, customers_by_user_id, self._read_meta(started))
+        meta = self._read_meta(started)
+        if savers is not None:
+            meta["recent_trigger_users"] = savers
+        return Snapshot.from_api(users, customers_by_user_id, meta)
+
+    def _recent_savers(self):
+        """Who saved last, newest first, once each (the triggers' users); None when the status cannot be read.
+
+        Only the restore's order rests on it, never what is backed up, so a failed status read fails no backup.
+        """
+        try:
+            triggers = self.backup_status()["recent_triggers"]
+        except BackendError as exc:
+            log.info("who saved last is not known for this read: %s", exc)
+            return None
+        # The server appends triggers as they come: the last is the newest.
+        users = [stored_form(t["user"]) for t in reversed(triggers) if isinstance(t, dict) and isinstance(t.get("user"), str)]
+        return list(dict.fromkeys(users))
 
     def _read_meta(self, started):
         duration = time.monotonic() - started

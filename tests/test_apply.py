@@ -290,3 +290,32 @@ def test_an_owner_who_typed_her_address_in_other_case_gets_her_own_pin_back(demo
                "in the case of the part before the @, which the server keeps; check it is the same person")
     assert warning in describe_report(report)
     assert "'Kofi@example.com' taken for account kofi@example.com" in caplog.text and "7390" not in caplog.text
+
+
+def test_the_owner_who_saved_last_is_back_with_all_her_customers_before_anyone_else_is_created(demo_backend,
+                                                                                              data_dir):
+    url = demo_backend.url
+    shop = seed_shop(url, users=4, customers=3)
+    saver, busier = "owner1@example.com", "owner2@example.com"
+    # Another owner changed a customer later; the trigger still says owner1 saved last.
+    requests.post(f"{url}/api/customers", params={"user_id": shop[busier]["id"]}, json={"name": "Late one"},
+                  timeout=10).raise_for_status()
+    requests.post(f"{url}/api/backup/trigger", json={"user": saver, "action": "save", "timestamp": "now"},
+                  timeout=10).raise_for_status()
+    settings = make_settings(data_dir, url)
+    assert backup_now(settings).kind == "good"
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    assert backup.meta["recent_trigger_users"] == [saver]
+    demo_backend.sleep_now()
+    report = restore(settings, backup)
+    assert report.complete and report.result.first_owner == saver
+    state = demo_backend.state()
+    created = {u["id"]: (u["email"], u["created_at"]) for u in state["users"]}
+    saver_id = next(uid for uid, (email, _) in created.items() if email == saver)
+    saver_done = max([created[saver_id][1]] + [c["created_at"] for c in state["customers"] if c["user_id"] == saver_id])
+    assert len([c for c in state["customers"] if c["user_id"] == saver_id]) == 3
+    others = [at for email, at in created.values() if email != saver]
+    assert saver_done < min(others), "another user was created before owner1 and all her customers were back"
+    summary = describe_report(report)[1]
+    assert summary.startswith("restore: 4 users, 13 customers created, 0 failed in ")
+    assert "; first owner (o***1@example.com) back after " in summary

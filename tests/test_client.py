@@ -140,8 +140,9 @@ def test_an_empty_customer_list_is_read_twice(proxy, data_dir):
         _, user, _ = client.create_user("lonely@example.com", SECRET_PIN)
         seen = proxy.requests_seen
         snapshot = client.read_snapshot()
-    # 1 users list + 3 owners with customers + 2 reads for the one without + the users list again (restart check).
-    assert proxy.requests_seen - seen == 1 + 3 + 2 + 1
+    # The backup status (who saved last), 1 users list + 3 owners with customers + 2 reads for the one without
+    # + the users list again (restart check).
+    assert proxy.requests_seen - seen == 1 + 1 + 3 + 2 + 1
     assert snapshot.customers_by_email()["lonely@example.com"] == []
 
 
@@ -195,8 +196,8 @@ def test_reads_are_retried_through_a_short_outage(proxy, data_dir):
     seen = proxy.requests_seen
     with BackendClient(make_settings(data_dir, proxy.url, retries=2)) as client:
         assert client.read_snapshot().counts()["users"] == 3
-    # The users list three times, three customer lists, and the users list again (restart check).
-    assert proxy.requests_seen - seen == 3 + 3 + 1
+    # The backup status, the users list three times, three customer lists, and the users list again (restart check).
+    assert proxy.requests_seen - seen == 1 + 3 + 3 + 1
 
 
 def test_a_post_is_never_resent_after_it_went_out(proxy, data_dir):
@@ -377,3 +378,10 @@ def test_a_user_is_looked_up_by_the_stored_form_of_the_address(demo_backend, dat
         # The duplicate quirk's "exists" is confirmed through the same lookup.
         outcome, existing, _ = client.create_user("Ama@EXAMPLE.com", "4821")
         assert outcome == "exists" and existing["id"] == created["id"]
+
+
+def test_a_status_read_that_fails_leaves_who_saved_last_unknown_and_the_read_whole(proxy, data_dir):
+    proxy.set_fault("503", path_prefix="/api/backup/status", count=10)
+    with BackendClient(make_settings(data_dir, proxy.url, retries=1)) as client:
+        snapshot = client.read_snapshot()
+    assert snapshot.counts()["users"] == 3 and "recent_trigger_users" not in snapshot.meta
