@@ -174,6 +174,35 @@ def test_a_legacy_file_with_several_users_needs_owner_to_place_its_customers(dem
     assert view[sorted(shop)[0]] == {}
 
 
+def test_a_legacy_file_whose_user_has_no_id_keeps_her_customers(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=1, customers=3)
+    users, customers = legacy_records(shop)
+    # A hand-made file: the user without an id, her customers pointing at none.
+    users = [{"email": user["email"].replace("@example.com", "@Example.COM")} for user in users]
+    customers = [{k: v for k, v in customer.items() if k != "user_id"} for customer in customers]
+    path = write_legacy(data_dir, users, customers)
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified" in result.stdout.splitlines()[-1]
+    assert shop_view(demo_backend.state()) == shop_view(before)
+
+
+def test_a_legacy_file_of_several_users_without_ids_needs_owner_and_is_never_verified_without_it(demo_backend,
+                                                                                                data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=2)
+    users, customers = legacy_records(shop)
+    users = [{"email": user["email"]} for user in users]
+    path = write_legacy(data_dir, users, customers)
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 1 and "verified" not in result.stdout
+    assert "4 customers the file gives no owner (use --owner EMAIL)" in result.stdout
+    owner = sorted(shop)[1]
+    result = restore(demo_backend, data_dir, "--file", str(path), "--owner", owner.upper().replace("OWNER", "owner"),
+                     "--yes")
+    assert result.returncode == 0 and "verified" in result.stdout, result.stdout + result.stderr
+    assert sorted(shop_view(demo_backend.state())[owner]) == sorted(n for o in shop.values() for n in o["customers"])
+
+
 def test_pins_carried_by_a_hand_made_legacy_file_are_used(demo_backend, data_dir):
     shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
     users, customers = legacy_records(shop)
