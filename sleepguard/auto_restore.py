@@ -23,6 +23,7 @@ from .snapshot import utc_now_iso
 from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .wipe import judge_read
+from .wording import first_owner_back, plan_warnings, restore_counts
 
 log = logging.getLogger(__name__)
 
@@ -103,13 +104,13 @@ class AutoRestore:
         except SleepguardError as exc:
             return self.failed(f"restore failed after {time.monotonic() - started:.1f} s: {exc}")
         result = report.result
-        done = "nothing to create" if result is None else (
-            f"{result.users_created} users, {result.customers_created} customers created, "
-            f"{len(result.failures)} failed")
-        summary = f"restore: {done} in {time.monotonic() - started:.1f} s"
+        summary = restore_counts(result, time.monotonic() - started) if result is not None else \
+            f"restore: nothing to create in {time.monotonic() - started:.1f} s"
         needing_pin = result.pins_to_hand_out if result is not None else []
         self.figures.last_restore_at, self.figures.users_needing_pin = utc_now_iso(), needing_pin
         pin_note = f"; {len(needing_pin)} users need their new PIN: {_some(needing_pin)}" if needing_pin else ""
+        # Who is back first, and what the owner must check: PIN keys matched up to case, money fields left out.
+        pin_note += "".join(f"; {line}" for line in [first_owner_back(result), *plan_warnings(report.plan)] if line)
         if not report.complete:
             return self.failed(f"{summary}; NOT complete, still missing {_some(report.missing)}{pin_note}")
         self.failures_in_a_row = self.checks_to_skip = 0

@@ -79,18 +79,27 @@ def plan_warnings(plan):
     return lines + ([left_out] if left_out else [])
 
 
-def restore_summary(report, seconds=None):
-    """The one summary line of a restore: counts, time to everyone and to the first owner complete."""
-    result = report.result
+def restore_counts(result, seconds=None):
+    """What a restore created and how long it took to everyone: 'restore: 3 users, 12 customers created, ...'."""
     if result is None:
         return "restore: nothing to create"
     seconds = result.seconds if seconds is None else seconds
     took = f" in {seconds:.1f} s" if seconds is not None else ""
-    line = (f"restore: {result.users_created} users, {result.customers_created} customers created, "
+    return (f"restore: {result.users_created} users, {result.customers_created} customers created, "
             f"{len(result.failures)} failed{took}")
-    if result.first_owner is not None and result.first_owner_seconds is not None:
-        line += f"; first owner ({mask_email(result.first_owner)}) back after {result.first_owner_seconds:.1f} s"
-    return line
+
+
+def first_owner_back(result):
+    """When the most recently active owner was complete, masked: 'first owner (a***a@example.com) back after 0.3 s'."""
+    if result is None or result.first_owner is None or result.first_owner_seconds is None:
+        return None
+    return f"first owner ({mask_email(result.first_owner)}) back after {result.first_owner_seconds:.1f} s"
+
+
+def restore_summary(report, seconds=None):
+    """The one summary line of a restore: counts, time to everyone and to the first owner complete."""
+    first = first_owner_back(report.result)
+    return restore_counts(report.result, seconds) + (f"; {first}" if first else "")
 
 
 def describe_plan(plan):

@@ -87,6 +87,8 @@ def test_a_wipe_is_restored_within_a_check_interval_each_customer_under_its_owne
     assert re.search(r"INFO restore: 3 users, 12 customers created, 0 failed in \d+\.\d s; verified complete; "
                      r"3 users need their new PIN: owner0@example.com, owner1@example.com, owner2@example.com",
                      log_text(data_dir, RESTORE))
+    assert re.search(r"INFO restore: .*; verified complete; .*; first owner \(o\*\*\*\d@example\.com\) back after "
+                     r"\d+\.\d s", log_text(data_dir, RESTORE))
     new_pins = read_restored_pins(data_dir)
     assert sorted(new_pins) == sorted(shop) and all(signs_in(demo_backend.url, e, p) for e, p in new_pins.items())
     assert watcher.fewest_customers == 12 and watcher.problems == []

@@ -342,3 +342,29 @@ def test_ctrl_c_at_the_question_is_no_and_changes_nothing(demo_backend, data_dir
     assert process.returncode == 1 and "aborted: nothing was changed" in stdout
     assert stderr == "", stderr
     assert demo_backend.state()["users"] == [] and not restored_pins_path(data_dir).exists()
+
+
+def test_money_the_backup_holds_as_null_is_left_out_said_and_the_summary_gives_the_first_owner(demo_backend,
+                                                                                               data_dir):
+    url = demo_backend.url
+    shop = seed_shop(url, users=2, customers=2)
+    owner = sorted(shop)[0]
+    for name in ("Nan one", "Inf one"):
+        # The real server takes a non-finite number and reads it back as null.
+        body = json.dumps({"name": name, "money_given": float("nan"), "total_spent": float("inf")})
+        requests.post(f"{url}/api/customers", params={"user_id": shop[owner]["id"]}, data=body, timeout=10,
+                      headers={"Content-Type": "application/json"}).raise_for_status()
+    assert backup_now(make_settings(data_dir, url)).kind == "good"
+    demo_backend.sleep_now()
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    summary = next(line for line in lines if line.startswith("restore: "))
+    assert re.fullmatch(r"restore: 2 users, 6 customers created, 0 failed in \d+\.\d s; first owner "
+                        r"\(o\*\*\*\d@example\.com\) back after \d+\.\d s", summary), summary
+    # In the order they are re-created: the owner's own.
+    assert (f"warning: 2 customers restored without a money field the backup had as null: customer 'Nan one' of "
+            f"{owner} (money_given, total_spent), customer 'Inf one' of {owner} (money_given, total_spent); the "
+            "server's default 0 applies") in lines, lines
+    # Not poisoned: the owner's list shows every customer.
+    assert len(shop_view(demo_backend.state())[owner]) == 4 and lines[-1].startswith("verified")
