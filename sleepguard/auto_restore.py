@@ -5,7 +5,10 @@ backup service), it reads the back end and judges the read against the newest go
 Only a "wipe" verdict is restored; an unreachable or garbled back end is "unknown" and left
 alone, a large drop is held for the owner. After a complete, verified restore it asks the
 backup service for a fresh backup. A restore that fails backs off: 1, 2, 4 ... checks skipped.
-Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off.
+While another restore of DATA_DIR runs (restore_simple.py), the check is skipped: a second
+restore beside it would race it.
+Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off |
+restore_running.
 """
 
 import dataclasses
@@ -16,6 +19,7 @@ import time
 from .client import BackendClient
 from .exceptions import BackendError, SleepguardError
 from .processes import signal_service
+from .restore_lock import running_restore
 from .apply import restore_now
 from .runner import run_service
 from .services import AUTO_BACKUP, AUTO_RESTORE
@@ -56,6 +60,11 @@ class AutoRestore:
             self.figures.users_needing_pin)))
 
     def run_once(self, context):
+        running = running_restore(self.settings.data_dir)
+        if running is not None:
+            return self.answer("restore_running", f"a restore is already running (PID {running['pid'] or '?'}, "
+                                                  f"{running['users_done']} of {running['users_total']} users): "
+                                                  "check skipped")
         if self.checks_to_skip and not context.woken:
             self.checks_to_skip -= 1
             return self.answer("backing_off", f"backing off after {self.failures_in_a_row} failed restores in a row: "

@@ -81,3 +81,9 @@ def log_path(data_dir: Path, program: Program) -> Path:
 def demo_url_path(data_dir: Path) -> Path:
     """Where the launcher notes the URL of the demo back end it started."""
     return Path(data_dir) / f"{DEMO.name}.url"
+
+
+def restore_progress_path(data_dir: Path) -> Path:
+    """Where a running restore says how far it got (users done of total, its PID); gone when none runs."""
+    return Path(data_dir) / "restore_progress.json"
+

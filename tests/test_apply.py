@@ -18,6 +18,8 @@ from sleepguard.client import BackendClient
 from sleepguard.exceptions import RestoreError
 from sleepguard.pins import pending_pins, read_restored_pins, restored_pins_path
 from sleepguard.plan import plan_restore
+from sleepguard.restore_lock import running_restore
+from sleepguard.services import restore_progress_path
 from sleepguard.snapshot import parse_backup
 from sleepguard.wording import describe_report
 
@@ -319,3 +321,27 @@ def test_the_owner_who_saved_last_is_back_with_all_her_customers_before_anyone_e
     summary = describe_report(report)[1]
     assert summary.startswith("restore: 4 users, 13 customers created, 0 failed in ")
     assert "; first owner (o***1@example.com) back after " in summary
+
+
+def test_a_running_restore_says_how_far_it_got_and_leaves_no_trace_at_the_end(demo_backend, data_dir):
+    settings, shop, _ = backed_up_shop(demo_backend, data_dir, users=3, customers=1)
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    demo_backend.sleep_now()
+    seen = []
+    with FaultProxy(demo_backend.url) as proxy:
+        # Each user's creation takes a while, as the server's PIN hash does.
+        proxy.set_fault("latency", path_prefix="/api/users", latency=0.3)
+        proxied = make_settings(data_dir, proxy.url, READ_TIMEOUT=10)
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (restore(proxied, backup), done.set()))
+        worker.start()
+        while not done.wait(0.02):
+            running = running_restore(data_dir)
+            if running is not None:
+                seen.append((running["pid"], running["users_done"], running["users_total"]))
+        worker.join()
+    assert seen and {pid for pid, _, _ in seen} == {os.getpid()} and {total for _, _, total in seen} == {3}
+    counts_done = {done for _, done, _ in seen}
+    assert counts_done <= {0, 1, 2, 3} and len(counts_done) >= 2, seen  # it moved on while it ran
+    assert running_restore(data_dir) is None and not restore_progress_path(data_dir).exists()
+    assert set(shop_view(demo_backend.state())) == set(shop)

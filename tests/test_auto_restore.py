@@ -204,3 +204,17 @@ def test_a_restore_reads_the_back_end_twice_the_read_it_decided_on_and_the_verif
     log = wait_for_log(data_dir, RESTORE, "; verified complete", 10)
     restore_round = log[log.index("woken by SIGUSR1"):log.index("; verified complete")]
     assert restore_round.count("read the back end (babs10 mode)") == 2, restore_round
+
+
+def test_the_service_skips_its_check_while_another_restore_runs_and_restores_once_it_ended(
+        services, demo_backend, data_dir, restore_held_elsewhere):
+    shop = backed_up_shop(demo_backend, data_dir)
+    demo_backend.sleep_now()
+    services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.1"))
+    wait_for_log(data_dir, RESTORE, f"a restore is already running (PID {restore_held_elsewhere.pid}, 37 of 200 "
+                                    "users): check skipped", 10, count=2)
+    assert figures(data_dir, RESTORE)["wipes_seen"] == 0 and demo_backend.state()["users"] == []
+    restore_held_elsewhere.stdin.close()
+    restore_held_elsewhere.wait(10)
+    wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 15, "the restore once the other ended")
+    assert shop_by_owner(demo_backend.url) == seeded_view(shop)

@@ -368,3 +368,15 @@ def test_money_the_backup_holds_as_null_is_left_out_said_and_the_summary_gives_t
             "server's default 0 applies") in lines, lines
     # Not poisoned: the owner's list shows every customer.
     assert len(shop_view(demo_backend.state())[owner]) == 4 and lines[-1].startswith("verified")
+
+
+def test_a_second_restore_beside_a_running_one_says_so_and_changes_nothing(demo_backend, data_dir,
+                                                                           restore_held_elsewhere):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    before = files_under(data_dir)
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 2 and result.stdout.count("\n") == 1, result.stdout + result.stderr
+    assert result.stderr == (f"restore_simple.py: error: a restore is already running (PID "
+                             f"{restore_held_elsewhere.pid}): wait for it to end\n")
+    assert demo_backend.state()["users"] == [] and files_under(data_dir) == before
+    assert restore(demo_backend, data_dir, "--dry-run").returncode == 0, "a dry run changes nothing: it may look"

@@ -107,3 +107,13 @@ def test_the_token_is_scrubbed_even_from_another_process_state_file(data_dir):
     for text in (json.dumps(status), format_status(status)):
         assert canary not in text
     assert "refused: Bearer ***" in format_status(status)
+
+
+def test_a_restore_running_in_another_process_is_shown_with_how_far_it_got(data_dir, restore_held_elsewhere):
+    status = collect_status(make_settings(data_dir))
+    assert status["restore"] == {"running": True, "users_done": 37, "users_total": 200,
+                                 "pid": restore_held_elsewhere.pid}
+    assert f"restoring    37 of 200 users (PID {restore_held_elsewhere.pid})" in format_status(status)
+    restore_held_elsewhere.kill()
+    restore_held_elsewhere.wait(10)
+    assert collect_status(make_settings(data_dir))["restore"] == {"running": False}
