@@ -337,7 +337,8 @@ def test_a_running_restore_says_how_far_it_got_and_leaves_no_trace_at_the_end(de
         worker.start()
         while not done.wait(0.02):
             running = running_restore(data_dir)
-            if running is not None:
+            # The instant between taking the lock and writing the first progress has no figures yet.
+            if running is not None and running["pid"] is not None:
                 seen.append((running["pid"], running["users_done"], running["users_total"]))
         worker.join()
     assert seen and {pid for pid, _, _ in seen} == {os.getpid()} and {total for _, _, total in seen} == {3}
