@@ -17,7 +17,7 @@ import signal
 import time
 
 from .client import BackendClient
-from .exceptions import BackendError, SleepguardError
+from .exceptions import BackendError, RestoreRunning, SleepguardError
 from .processes import signal_service
 from .restore_lock import running_restore
 from .apply import restore_now
@@ -110,6 +110,9 @@ class AutoRestore:
         started = time.monotonic()
         try:
             report = restore_now(self.settings, backup, client=self.client, current=current, stopping=context.stopping)
+        except RestoreRunning as exc:
+            # restore_simple.py started between the look at the top of run_once and here: not a failure of ours.
+            return self.answer("restore_running", f"{exc}: check skipped")
         except SleepguardError as exc:
             return self.failed(f"restore failed after {time.monotonic() - started:.1f} s: {exc}")
         result = report.result
