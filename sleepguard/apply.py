@@ -17,6 +17,7 @@ from pathlib import Path
 from .exceptions import BackendError, BackendRejected
 from .pins import (forget_restored_pins, load_pins_file, new_random_pin, read_restored_pins, record_restored_pins,
                    restored_pins_path)
+from .restore_lock import RestoreLock, refuse_if_running
 from .plan import (PIN_FROM_RESTORED, PIN_NEW_RANDOM, PINS_TO_HAND_OUT, UserToCreate, customer_label,
                    plan_restore, plan_snapshot_restore, verify_restore)
 
@@ -59,8 +60,9 @@ class RestoreReport:
 class _Applier:
     """Carries out one API-mode plan over one client; a set stop event lets only the requests in flight finish."""
 
-    def __init__(self, client, plan, settings, stopping):
+    def __init__(self, client, plan, settings, stopping, progress=None):
         self.client = client
+        self.progress = progress  # RestoreLock (or anything with advance(users_done)): how far we got, for others
         self.plan = plan
         self.data_dir = settings.data_dir
         self.workers = settings.restore_workers
@@ -194,9 +196,13 @@ class _Applier:
             with ThreadPoolExecutor(self.workers) as pool:
                 # Owner by owner: the account (the server hashes its PIN, one at a time whatever we send), then
                 # that owner's customers at once, so the owner who worked last can sign in and see them all first.
+                users_done = 0
                 for email in self.owners_in_order():
                     if email in to_create:
                         create_user(to_create[email])
+                        users_done += 1
+                        if self.progress is not None:
+                            self.halting_on_os_error(self.progress.advance)(users_done)
                     list(pool.map(self.create_customer, customers_of.get(email, [])))
                     if self.result.first_owner is None and not self.stopped():
                         self.result.first_owner = email
@@ -213,9 +219,12 @@ class _Applier:
         return self.result
 
 
-def apply_plan(client, plan, settings, stopping=None):
-    """Carry out an API-mode plan owner by owner, most recently active first, over one client."""
-    return _Applier(client, plan, settings, stopping).run()
+def apply_plan(client, plan, settings, stopping=None, progress=None):
+    """Carry out an API-mode plan owner by owner, most recently active first, over one client.
+
+    progress, when given, is told the number of users done after each (RestoreLock.advance).
+    """
+    return _Applier(client, plan, settings, stopping, progress).run()
 
 
 def restore_snapshot(client, backup):
@@ -229,6 +238,9 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
     The back end is read at most twice: the read the plan rests on, then the verifying read.
     """
     snapshot_mode = settings.backend_mode == "snapshot"
+    if not dry_run:
+        # Before any read: a second restore beside a running one would only race it.
+        refuse_if_running(settings.data_dir)
     pins = {} if snapshot_mode else load_pins_file(settings.pins_file)
     restored_pins = {} if snapshot_mode else read_restored_pins(settings.data_dir)
     if current is None:
@@ -237,6 +249,13 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
         plan = plan_snapshot_restore(backup, current, target=settings.snapshot_url)
     else:
         plan = plan_restore(backup, current, pins, restored_pins, target=settings.backend_url)
+    for match in plan.pin_matches:
+        # Named by key and account only: the PIN stays in the file.
+        log.warning("PIN file key %r taken for account %s: they differ only in the local part's case",
+                    match.key, match.email)
+    if plan.left_out:
+        log.warning("%d money fields the backup holds as null are left out: %s", len(plan.left_out),
+                    ", ".join(f"{customer_label(item.owner_email, item.name)} {item.field}" for item in plan.left_out))
     report = RestoreReport(plan=plan, dry_run=dry_run)
     if dry_run or plan.empty:
         report.missing = verify_restore(backup, current)
@@ -246,14 +265,17 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
     if (confirm is not None and not confirm(plan)) or stopping.is_set():
         report.aborted = True
         return report
-    if snapshot_mode:
-        restore_snapshot(client, backup)
-        report.result = RestoreResult(users_created=len(plan.users), customers_created=len(plan.customers))
-    else:
-        report.result = apply_plan(client, plan, settings, stopping)
-    if stopping.is_set():
-        # Stopped part-way: what is missing is known (the rest of the plan); no need for a read to say so.
-        report.interrupted = True
-        return report
-    report.missing = verify_restore(backup, client.read_snapshot())
+    # Held to the end of the verifying read: others see a restore running, and none starts beside it.
+    with RestoreLock(settings.data_dir, len(plan.users)) as progress:
+        if snapshot_mode:
+            restore_snapshot(client, backup)
+            progress.advance(len(plan.users))
+            report.result = RestoreResult(users_created=len(plan.users), customers_created=len(plan.customers))
+        else:
+            report.result = apply_plan(client, plan, settings, stopping, progress)
+        if stopping.is_set():
+            # Stopped part-way: what is missing is known (the rest of the plan); no need for a read to say so.
+            report.interrupted = True
+            return report
+        report.missing = verify_restore(backup, client.read_snapshot())
     return report

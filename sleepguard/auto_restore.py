@@ -5,7 +5,10 @@ backup service), it reads the back end and judges the read against the newest go
 Only a "wipe" verdict is restored; an unreachable or garbled back end is "unknown" and left
 alone, a large drop is held for the owner. After a complete, verified restore it asks the
 backup service for a fresh backup. A restore that fails backs off: 1, 2, 4 ... checks skipped.
-Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off.
+While another restore of DATA_DIR runs (restore_simple.py), the check is skipped: a second
+restore beside it would race it.
+Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off |
+restore_running.
 """
 
 import dataclasses
@@ -14,8 +17,9 @@ import signal
 import time
 
 from .client import BackendClient
-from .exceptions import BackendError, SleepguardError
+from .exceptions import BackendError, RestoreRunning, SleepguardError
 from .processes import signal_service
+from .restore_lock import running_restore
 from .apply import restore_now
 from .runner import run_service
 from .services import AUTO_BACKUP, AUTO_RESTORE
@@ -24,6 +28,7 @@ from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .takeover import Takeover
 from .wipe import judge_read
+from .wording import first_owner_back, plan_warnings, restore_counts
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +65,11 @@ class AutoRestore:
         waiting = self.takeover.step(context.stopping)
         if waiting:  # a new watcher judges nothing before it took over from the off-site copies
             return self.answer("taking_over", waiting)
+        running = running_restore(self.settings.data_dir)
+        if running is not None:
+            return self.answer("restore_running", f"a restore is already running (PID {running['pid'] or '?'}, "
+                                                  f"{running['users_done']} of {running['users_total']} users): "
+                                                  "check skipped")
         if self.checks_to_skip and not context.woken:
             self.checks_to_skip -= 1
             return self.answer("backing_off", f"backing off after {self.failures_in_a_row} failed restores in a row: "
@@ -105,16 +115,19 @@ class AutoRestore:
         started = time.monotonic()
         try:
             report = restore_now(self.settings, backup, client=self.client, current=current, stopping=context.stopping)
+        except RestoreRunning as exc:
+            # restore_simple.py started between the look at the top of run_once and here: not a failure of ours.
+            return self.answer("restore_running", f"{exc}: check skipped")
         except SleepguardError as exc:
             return self.failed(f"restore failed after {time.monotonic() - started:.1f} s: {exc}")
         result = report.result
-        done = "nothing to create" if result is None else (
-            f"{result.users_created} users, {result.customers_created} customers created, "
-            f"{len(result.failures)} failed")
-        summary = f"restore: {done} in {time.monotonic() - started:.1f} s"
+        summary = restore_counts(result, time.monotonic() - started) if result is not None else \
+            f"restore: nothing to create in {time.monotonic() - started:.1f} s"
         needing_pin = result.pins_to_hand_out if result is not None else []
         self.figures.last_restore_at, self.figures.users_needing_pin = utc_now_iso(), needing_pin
         pin_note = f"; {len(needing_pin)} users need their new PIN: {_some(needing_pin)}" if needing_pin else ""
+        # Who is back first, and what the owner must check: PIN keys matched up to case, money fields left out.
+        pin_note += "".join(f"; {line}" for line in [first_owner_back(result), *plan_warnings(report.plan)] if line)
         if not report.complete:
             return self.failed(f"{summary}; NOT complete, still missing {_some(report.missing)}{pin_note}")
         self.failures_in_a_row = self.checks_to_skip = 0

@@ -18,7 +18,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -27,6 +27,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError, ReadTimeoutError
 
 from . import __version__
+from .emails import stored_form
 from .exceptions import AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer
 from .restart import vanished_during_read
 from .settings import require_backend
@@ -35,6 +36,10 @@ from .snapshot import Snapshot, utc_now_iso
 log = logging.getLogger(__name__)
 
 HOST_DOWN_STATUSES = (502, 503, 504)
+# Redirects that keep the method and body (the server's 307 on a trailing slash); others are answers.
+REDIRECT_STATUSES = (307, 308)
+MAX_REDIRECTS = 3
+DEFAULT_PORTS = {"http": 80, "https": 443}
 CHUNK_BYTES = 64 * 1024
 DETAIL_CHARS = 200
 
@@ -74,6 +79,24 @@ def _failure_reason(error, settings):
     if found(http.client.RemoteDisconnected):
         return "connection closed without an answer"
     return f"connection failed ({type(error).__name__})"
+
+
+def same_origin_redirect(url, location):
+    """The URL a redirect from url to location leads to when it keeps scheme, host and port; else None.
+
+    requests would follow any redirect, re-sending a POST body (PINs) to another host or from https
+    to plain http; only a same-origin one is taken, with url's own user:password part kept.
+    """
+    here, there = urlsplit(url), urlsplit(urljoin(url, location))
+    if here.scheme.lower() != there.scheme.lower() or (here.hostname or "") != (there.hostname or ""):
+        return None
+    try:
+        ports = [part.port or DEFAULT_PORTS.get(part.scheme.lower()) for part in (here, there)]
+    except ValueError:
+        return None  # a port that is not a number
+    if ports[0] != ports[1]:
+        return None
+    return urlunsplit((here.scheme, here.netloc, there.path, there.query, ""))
 
 
 def _nothing_sent(error):
@@ -265,10 +288,7 @@ class BackendClient:
         timed_out = BackendUnreachable(f"{label}: timed out after {self.settings.read_timeout} s")
         with _Watch(left) as watch:
             try:
-                with self._session.request(method, url, json=json, params=params, headers=headers,
-                                           timeout=timeout, stream=True) as response:
-                    raw = self._read_body(response, label)
-                    status, content_type = response.status_code, response.headers.get("Content-Type", "no content type")
+                status, raw, content_type = self._follow(method, url, label, json, params, headers, timeout)
             except requests.RequestException as error:
                 if watch.fired:
                     raise _NoAnswer(timed_out, sent=True) from None
@@ -284,6 +304,25 @@ class BackendClient:
         if status in HOST_DOWN_STATUSES:
             raise _NoAnswer(BackendUnreachable(f"{label}: host answered {status} (asleep or restarting)"), sent=True)
         return status, raw, content_type
+
+    def _follow(self, method, url, label, json, params, headers, timeout):
+        """Send, following only a same-origin 307/308 ourselves (requests would follow any): (status, body, type)."""
+        for _hop in range(MAX_REDIRECTS + 1):
+            with self._session.request(method, url, json=json, params=params, headers=headers, timeout=timeout,
+                                       stream=True, allow_redirects=False) as response:
+                status = response.status_code
+                location = response.headers.get("Location") if status in REDIRECT_STATUSES else None
+                if location is None:
+                    return status, self._read_body(response, label), response.headers.get("Content-Type",
+                                                                                          "no content type")
+            followed = same_origin_redirect(url, location)
+            if followed is None:
+                # The target is not named: a Location may carry anything, and the owner needs only the fact.
+                raise BadAnswer(f"{label}: redirected ({status}) to another scheme, host or port; not followed")
+            log.debug("%s: redirected (%d) to %s", label, status, urlsplit(followed).path)
+            # The Location carries the query already; the body goes again, as 307 and 308 ask.
+            url, params = followed, None
+        raise BadAnswer(f"{label}: more than {MAX_REDIRECTS} redirects; not followed")
 
     def _read_body(self, response, label):
         """Read the body up to the size cap, stopping early; a short body is an error, not an answer."""
@@ -349,8 +388,26 @@ class BackendClient:
         if self.settings.backend_mode == "snapshot":
             doc = self._read_admin_state()
             return Snapshot.from_admin_state(doc, self._read_meta(started))
+        savers = self._recent_savers()
         users, customers_by_user_id = self._read_api()
-        return Snapshot.from_api(users, customers_by_user_id, self._read_meta(started))
+        meta = self._read_meta(started)
+        if savers is not None:
+            meta["recent_trigger_users"] = savers
+        return Snapshot.from_api(users, customers_by_user_id, meta)
+
+    def _recent_savers(self):
+        """Who saved last, newest first, once each (the triggers' users); None when the status cannot be read.
+
+        Only the restore's order rests on it, never what is backed up, so a failed status read fails no backup.
+        """
+        try:
+            triggers = self.backup_status()["recent_triggers"]
+        except BackendError as exc:
+            log.info("who saved last is not known for this read: %s", exc)
+            return None
+        # The server appends triggers as they come: the last is the newest.
+        users = [stored_form(t["user"]) for t in reversed(triggers) if isinstance(t, dict) and isinstance(t.get("user"), str)]
+        return list(dict.fromkeys(users))
 
     def _read_meta(self, started):
         duration = time.monotonic() - started
@@ -401,8 +458,9 @@ class BackendClient:
         return _check_records(customers, "GET /api/customers", ("id", "name"))
 
     def get_user(self, email):
-        """GET /api/users/{email}; None when the back end says it has no such user."""
-        status, user = self._request("GET", f"/api/users/{quote(email, safe='')}", expect=(200, 404))
+        """GET /api/users/{email} by the address's stored form; None when the back end has no such user."""
+        # The server looks this route up without normalising: only the stored form finds the user.
+        status, user = self._request("GET", f"/api/users/{quote(stored_form(email), safe='')}", expect=(200, 404))
         if status == 404:
             return None
         return _check_records([user], "GET /api/users/{email}", ("id", "email"))[0]

@@ -49,6 +49,14 @@ class RestoreError(SleepguardError):
     """A restore could not be planned or carried out."""
 
 
+class RestoreRunning(RestoreError):
+    """Another restore of this DATA_DIR is running: a second one beside it would race it."""
+
+    def __init__(self, message, pid=None):
+        super().__init__(message)
+        self.pid = pid
+
+
 class OffsiteError(SleepguardError):
     """The off-site store, its settings, the age keys or a remote copy are not usable."""
 

@@ -11,6 +11,7 @@ import time
 from . import restart
 from .client import BackendClient
 from .exceptions import BackendError
+from .restore_lock import running_restore
 from .runner import run_service
 from .services import KEEP_ALIVE
 from .snapshot import utc_now_iso
@@ -48,8 +49,10 @@ class KeepAlive:
     def came_back(self, latency, asked_at):
         """Why this answer means the host may have restarted, or '' when it does not (restart.came_back)."""
         since_last_ok = None if self.last_ok_at is None else asked_at - self.last_ok_at
+        # Looked at only for a slow answer: our own restore holds the server's event loop while it hashes PINs.
+        restoring = latency > self.settings.slow_answer_seconds and running_restore(self.settings.data_dir) is not None
         return restart.came_back(self.consecutive_failures, latency, self.settings.slow_answer_seconds,
-                                 since_last_ok, self.last_was_slow, self.settings.keep_alive_interval)
+                                 since_last_ok, self.last_was_slow, self.settings.keep_alive_interval, restoring)
 
     def wake_restore_service(self, why):
         """Wake the restore service and log one line saying so; a wake it could not take is sent next round."""

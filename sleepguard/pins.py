@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from .atomicfile import ensure_private_dir, write_json_atomic
+from .emails import stored_form
 from .exceptions import PinFileError
 
 log = logging.getLogger(__name__)
@@ -72,12 +73,25 @@ def _check_pin_map(pins, path, what):
     return pins
 
 
+def _in_stored_form(pins, path, what):
+    """{stored e-mail: PIN}: the owner types addresses as they like, the server keeps one form of each."""
+    stored, typed_as = {}, {}
+    for key, pin in pins.items():
+        email = stored_form(key)
+        if email in stored:
+            # Names both keys, never a PIN: the owner must say which one is meant.
+            raise PinFileError(f"{what} {path}: the keys {typed_as[email]!r} and {key!r} are the same address "
+                               f"{email!r} as the server stores it: keep one of them")
+        stored[email], typed_as[email] = pin, key
+    return stored
+
+
 def load_pins_file(path):
-    """Read the owner's PIN file {email: PIN}; {} when missing; PinFileError when unsafe or malformed."""
+    """Read the owner's PIN file {stored e-mail: PIN}; {} when missing; PinFileError when unsafe or malformed."""
     pins = _read_private_json(Path(path), "PIN file")
     if pins is None:
         return {}
-    return dict(_check_pin_map(pins, path, "PIN file"))
+    return _in_stored_form(_check_pin_map(pins, path, "PIN file"), path, "PIN file")
 
 
 def new_random_pin(length=6):
@@ -101,12 +115,12 @@ def restored_pins_path(data_dir):
 
 
 def read_restored_pins(data_dir):
-    """The restored users' PINs {email: PIN} (private file; {} when none)."""
+    """The restored users' PINs {stored e-mail: PIN} (private file; {} when none)."""
     path = restored_pins_path(data_dir)
     pins = _read_private_json(path, "restored PIN file")
     if pins is None:
         return {}
-    return dict(_check_pin_map(pins, path, "restored PIN file"))
+    return _in_stored_form(_check_pin_map(pins, path, "restored PIN file"), path, "restored PIN file")
 
 
 def record_restored_pins(data_dir, pins):
@@ -118,6 +132,7 @@ def record_restored_pins(data_dir, pins):
     with _RESTORED_PINS_LOCK:
         merged = read_restored_pins(data_dir)
         for email, pin in pins.items():
+            email = stored_form(email)
             if pin is None:
                 merged.pop(email, None)
             else:

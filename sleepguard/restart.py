@@ -26,16 +26,18 @@ RESTORE_SERVICE = AUTO_RESTORE.name
 QUIET_INTERVALS = 2
 
 
-def came_back(failures_before, latency, slow_answer_seconds, since_last_ok, last_was_slow, interval):
+def came_back(failures_before, latency, slow_answer_seconds, since_last_ok, last_was_slow, interval,
+              restoring=False):
     """Why this health answer means the host may have restarted, or '' when it does not.
 
     An answer after failures is a restart. A slow answer is a cold start only when it is the first
     slow one: none came before (since_last_ok None), the last was fast, or pings stopped for
     QUIET_INTERVALS intervals; a steadily slow network would otherwise wake the restore every ping.
+    While our own restore runs (restoring), a slow answer is the server hashing its PINs, never a cold start.
     """
     if failures_before:
         return f"back end answered again after {failures_before} failure{'' if failures_before == 1 else 's'}"
-    if latency <= slow_answer_seconds:
+    if latency <= slow_answer_seconds or restoring:
         return ""
     if since_last_ok is None or not last_was_slow or since_last_ok > QUIET_INTERVALS * interval:
         return f"back end answered slowly ({latency:.2f} s, a cold start?)"

@@ -94,3 +94,9 @@ def demo_folder_path(data_dir: Path) -> Path:
 def demo_token_path(folder: Path) -> Path:
     """Where the launcher keeps the demo's own random admin token (0600), for the README's sleep call."""
     return Path(folder) / f"{DEMO.name}.token"
+
+
+def restore_progress_path(data_dir: Path) -> Path:
+    """Where a running restore says how far it got (users done of total, its PID); gone when none runs."""
+    return Path(data_dir) / "restore_progress.json"
+

@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from .emails import stored_form
 from .exceptions import BackupFileError
 
 FORMAT = "sleepguard-backup"
@@ -51,10 +52,11 @@ def _sorted_customers(customers):
     return sorted(customers, key=lambda c: (str(c.get("name", "")), str(c.get("id", ""))))
 
 
-def _nest(users, customers_by_user_id):
+def _nest(users, customers_by_user_id, key=lambda user: user.get("id")):
+    """Each user with its own customers under it; key says how a user is found in the map (by id by default)."""
     nested = []
     for user in sorted(users, key=lambda u: (str(u.get("email", "")), str(u.get("id", "")))):
-        own = customers_by_user_id.get(user.get("id"), [])
+        own = customers_by_user_id.get(key(user), [])
         nested.append({**user, "customers": _sorted_customers(own)})
     return nested
 
@@ -155,11 +157,13 @@ class Snapshot:
                 or not all(isinstance(u, dict) and isinstance(u.get("email"), str) for u in users) \
                 or not all(isinstance(c, dict) and isinstance(c.get("name"), str) for c in customers):
             raise BackupFileError("legacy backup has the wrong shape: needs lists 'users' and 'customers'")
-        emails = {u["email"] for u in users}
-        if owner_email is not None and owner_email not in emails:
-            raise BackupFileError(f"--owner {owner_email} is not one of the file's users")
+        # The owner's address is compared as the server stores it, however it was typed.
+        emails = {stored_form(u["email"]): u["email"] for u in users}
+        if owner_email is not None and stored_form(owner_email) not in emails:
+            raise BackupFileError(f"the owner named, {owner_email}, is not one of the file's users")
         ids = {u.get("id"): u["email"] for u in users if u.get("id")}
-        sole_owner = owner_email or (users[0]["email"] if len(users) == 1 else None)
+        named = emails[stored_form(owner_email)] if owner_email is not None else None
+        sole_owner = named or (users[0]["email"] if len(users) == 1 else None)
         by_email, unowned = {}, []
         for customer in customers:
             owner = ids.get(customer.get("user_id")) or sole_owner
@@ -167,8 +171,11 @@ class Snapshot:
                 by_email.setdefault(owner, []).append(customer)
             else:
                 unowned.append(customer)
-        nested = _nest(users, {u.get("id", u["email"]): by_email.get(u["email"], []) for u in users})
-        meta = {"created_at": doc.get("backup_created"), "mode": "legacy", "legacy_type": doc.get("backup_type")}
+        # By e-mail: a hand-made file's user may have no id, and its customers must stay with it all the same.
+        nested = _nest(users, by_email, key=lambda user: user["email"])
+        # What the file had, so a restore can never call itself verified with any of them missing.
+        meta = {"created_at": doc.get("backup_created"), "mode": "legacy", "legacy_type": doc.get("backup_type"),
+                "file_customers": len(customers)}
         return cls(users=nested, meta=meta, unowned_customers=unowned)
 
 

@@ -20,6 +20,7 @@ from .offsite import is_configured
 from .offsite_queue import offsite_status
 from .pins import RESTORED_PINS_NAME, pending_pins
 from .processes import check_service, running_demo_url
+from .restore_lock import running_restore
 from .services import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICES, log_path
 from .snapshot import parse_utc_time
 from .state import as_json, last_figures, read_state
@@ -155,6 +156,14 @@ def _last_restore(restore_state) -> dict:
             "complete": figures.last_restore_complete, "users_needing_pin": figures.users_needing_pin or []}
 
 
+def _restore_running(data_dir: Path) -> dict:
+    """{"running": False}, or the figures of the restore running now (users done of total, its PID)."""
+    running = running_restore(data_dir)
+    if running is None:
+        return {"running": False}
+    return {key: running[key] for key in ("running", "users_done", "users_total", "pid")}
+
+
 def _warnings(status: dict) -> list[str]:
     """Everything the owner should act on, most urgent first."""
     warnings = []
@@ -211,6 +220,8 @@ def collect_status(settings) -> dict:
         "history": history,
         "suspects_held": suspects,
         "last_restore": _last_restore(states[AUTO_RESTORE.name]),
+        # A restore running now, any process's (the service's or restore_simple.py): how far it got.
+        "restore": _restore_running(data_dir),
         "pins_to_hand_out": pins,
         "pins_problem": pins_problem,
         # Read from local files only: the uploader's record and its queue (no S3 client here).
@@ -294,6 +305,9 @@ def _backup_lines(status: dict, now: datetime) -> list[str]:
                  f"verified {_when(backup['verified_at'], now)}"]
     lines.append(f"history      {history['files']} files, {size_text(history['bytes'])} in {history['folder']}"
                  + (f"; {history['suspect_files']} suspect reads kept aside" if history["suspect_files"] else ""))
+    running = status.get("restore") or {}
+    if running.get("running"):
+        lines.append(f"restoring    {running['users_done']} of {running['users_total']} users (PID {running['pid']})")
     restore = status["last_restore"]
     if restore["at"] or restore["what"]:
         lines.append(f"last restore {_when(restore['at'], now)}: {restore['what']}")

@@ -6,6 +6,7 @@ of the library that names command-line flags, in the hints that say which comman
 
 from .plan import (MISSING_UNOWNED, NO_OWNER_SEVERAL_USERS, OWNER_NOT_IN_BACKUP, PIN_FROM_BACKUP, PIN_FROM_PINS_FILE,
                    PIN_FROM_RESTORED, PIN_NEW_RANDOM, customer_label)
+from .masking import mask_email
 from .services import AUTO_BACKUP, AUTO_RESTORE, program_named
 from .store import LATEST_NAME
 
@@ -53,6 +54,54 @@ def describe_skipped(skipped):
     return f"{skipped.what}: {SKIP_REASONS.get(skipped.reason, skipped.reason)}"
 
 
+def describe_pin_match(match):
+    """The warning for a PIN file key taken for an account whose address differs from it only in case."""
+    return (f"PIN file key {match.key!r} taken for the account {match.email}: they differ only in the case of "
+            "the part before the @, which the server keeps; check it is the same person")
+
+
+def describe_left_out(left_out):
+    """One sentence naming the customers sent without a money field the backup had as null (or not a number)."""
+    if not left_out:
+        return None
+    fields = {}
+    for item in left_out:
+        fields.setdefault(customer_label(item.owner_email, item.name), []).append(item.field)
+    named = ", ".join(f"{label} ({', '.join(names)})" for label, names in fields.items())
+    return (f"{plural(len(fields), 'customer')} restored without a money field the backup had as null: {named}; "
+            "the server's default 0 applies")
+
+
+def plan_warnings(plan):
+    """What a plan does that the owner should know of: PIN file keys matched up to case, money fields left out."""
+    lines = [describe_pin_match(match) for match in plan.pin_matches]
+    left_out = describe_left_out(plan.left_out)
+    return lines + ([left_out] if left_out else [])
+
+
+def restore_counts(result, seconds=None):
+    """What a restore created and how long it took to everyone: 'restore: 3 users, 12 customers created, ...'."""
+    if result is None:
+        return "restore: nothing to create"
+    seconds = result.seconds if seconds is None else seconds
+    took = f" in {seconds:.1f} s" if seconds is not None else ""
+    return (f"restore: {result.users_created} users, {result.customers_created} customers created, "
+            f"{len(result.failures)} failed{took}")
+
+
+def first_owner_back(result):
+    """When the most recently active owner was complete, masked: 'first owner (a***a@example.com) back after 0.3 s'."""
+    if result is None or result.first_owner is None or result.first_owner_seconds is None:
+        return None
+    return f"first owner ({mask_email(result.first_owner)}) back after {result.first_owner_seconds:.1f} s"
+
+
+def restore_summary(report, seconds=None):
+    """The one summary line of a restore: counts, time to everyone and to the first owner complete."""
+    first = first_owner_back(report.result)
+    return restore_counts(report.result, seconds) + (f"; {first}" if first else "")
+
+
 def describe_plan(plan):
     """The plan as lines for --dry-run: every action, never a PIN."""
     lines = []
@@ -68,6 +117,7 @@ def describe_plan(plan):
         lines.append(f"leave {len(plan.existing_users)} users and {len(plan.existing_customers)} customers the back "
                      "end already has as they are")
     lines += [f"skip {describe_skipped(skipped)}" for skipped in plan.skipped]
+    lines += [f"warning: {line}" for line in plan_warnings(plan)]
     if plan.empty:
         lines.append("nothing to create" + ("" if plan.skipped else
                                             ": the back end already holds every user and customer of the backup"))
@@ -90,8 +140,11 @@ def describe_report(report):
         lines.append(f"created {result.users_created} users and {result.customers_created} customers; "
                      f"{result.users_existing} users and {result.customers_existing} customers were already there; "
                      f"{len(result.failures)} failed")
+        if result.seconds is not None:
+            lines.append(restore_summary(report))
         lines += [f"failed: {failure}" for failure in result.failures]
         lines += [f"skipped {describe_skipped(skipped)}" for skipped in plan.skipped]
+        lines += [f"warning: {line}" for line in plan_warnings(plan)]
         if result.pins_to_hand_out:
             lines.append(f"new PINs for {', '.join(result.pins_to_hand_out)} are in {result.pins_path}: "
                          "hand them out")

@@ -255,3 +255,26 @@ def start_receiver(tmp_path):
 def receiver(start_receiver):
     """One running HTTP receiver."""
     return start_receiver()
+
+
+# A restore of DATA_DIR running in another process: it holds the lock until its stdin closes.
+RESTORE_HOLDER = """
+import sys
+from sleepguard.restore_lock import RestoreLock
+with RestoreLock(sys.argv[1], 200) as progress:
+    progress.advance(37)
+    print("held", flush=True)
+    sys.stdin.read()
+"""
+
+
+@pytest.fixture
+def restore_held_elsewhere(data_dir):
+    """Another process restoring data_dir, 37 of 200 users done (a real process holding the real lock)."""
+    process = subprocess.Popen([sys.executable, "-c", RESTORE_HOLDER, str(data_dir)], cwd=PROJECT_DIR, text=True,
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert process.stdout.readline() == "held\n"
+    yield process
+    process.stdin.close()
+    process.wait(10)
+    process.stdout.close()

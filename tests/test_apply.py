@@ -18,7 +18,10 @@ from sleepguard.client import BackendClient
 from sleepguard.exceptions import RestoreError
 from sleepguard.pins import pending_pins, read_restored_pins, restored_pins_path
 from sleepguard.plan import plan_restore
+from sleepguard.restore_lock import running_restore
+from sleepguard.services import restore_progress_path
 from sleepguard.snapshot import parse_backup
+from sleepguard.wording import describe_report
 
 
 def write_pins_file(settings, shop, mode=0o600):
@@ -266,3 +269,80 @@ def test_a_stopped_restore_keeps_the_pins_of_exactly_the_accounts_it_created_and
     assert again.complete and shop_view(demo_backend.state()) == shop_view(before)
     assert sorted(read_restored_pins(data_dir)) == sorted(shop)
     assert all(read_restored_pins(data_dir)[email] == pin for email, pin in pins.items()), "a PIN handed out changed"
+
+
+# --- e-mails as the owner types them, against the demo's stored form ---
+
+def test_an_owner_who_typed_her_address_in_other_case_gets_her_own_pin_back(demo_backend, data_dir, caplog):
+    url = demo_backend.url
+    for email, pin in (("Auntie.Ama@Example.COM", "4821"), ("kofi@example.com", "7390")):
+        requests.post(f"{url}/api/users", json={"email": email, "pin": pin}, timeout=10).raise_for_status()
+    settings = make_settings(data_dir, url)
+    assert backup_now(settings).kind == "good"
+    # Keys as the owner typed them: the domain's case (normalised away), and a local part of other case.
+    settings.pins_file.write_text(json.dumps({"Auntie.Ama@Example.COM": "4821", "Kofi@example.com": "7390"}))
+    os.chmod(settings.pins_file, 0o600)
+    demo_backend.sleep_now()
+    caplog.set_level("WARNING", logger="sleepguard.apply")
+    report = restore(settings, parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes()))
+    assert report.complete and report.result.pins_to_hand_out == []
+    assert signs_in(url, "Auntie.Ama@example.com", "4821") and signs_in(url, "kofi@example.com", "7390")
+    assert [(m.key, m.email) for m in report.plan.pin_matches] == [("Kofi@example.com", "kofi@example.com")]
+    warning = ("warning: PIN file key 'Kofi@example.com' taken for the account kofi@example.com: they differ only "
+               "in the case of the part before the @, which the server keeps; check it is the same person")
+    assert warning in describe_report(report)
+    assert "'Kofi@example.com' taken for account kofi@example.com" in caplog.text and "7390" not in caplog.text
+
+
+def test_the_owner_who_saved_last_is_back_with_all_her_customers_before_anyone_else_is_created(demo_backend,
+                                                                                              data_dir):
+    url = demo_backend.url
+    shop = seed_shop(url, users=4, customers=3)
+    saver, busier = "owner1@example.com", "owner2@example.com"
+    # Another owner changed a customer later; the trigger still says owner1 saved last.
+    requests.post(f"{url}/api/customers", params={"user_id": shop[busier]["id"]}, json={"name": "Late one"},
+                  timeout=10).raise_for_status()
+    requests.post(f"{url}/api/backup/trigger", json={"user": saver, "action": "save", "timestamp": "now"},
+                  timeout=10).raise_for_status()
+    settings = make_settings(data_dir, url)
+    assert backup_now(settings).kind == "good"
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    assert backup.meta["recent_trigger_users"] == [saver]
+    demo_backend.sleep_now()
+    report = restore(settings, backup)
+    assert report.complete and report.result.first_owner == saver
+    state = demo_backend.state()
+    created = {u["id"]: (u["email"], u["created_at"]) for u in state["users"]}
+    saver_id = next(uid for uid, (email, _) in created.items() if email == saver)
+    saver_done = max([created[saver_id][1]] + [c["created_at"] for c in state["customers"] if c["user_id"] == saver_id])
+    assert len([c for c in state["customers"] if c["user_id"] == saver_id]) == 3
+    others = [at for email, at in created.values() if email != saver]
+    assert saver_done < min(others), "another user was created before owner1 and all her customers were back"
+    summary = describe_report(report)[1]
+    assert summary.startswith("restore: 4 users, 13 customers created, 0 failed in ")
+    assert "; first owner (o***1@example.com) back after " in summary
+
+
+def test_a_running_restore_says_how_far_it_got_and_leaves_no_trace_at_the_end(demo_backend, data_dir):
+    settings, shop, _ = backed_up_shop(demo_backend, data_dir, users=3, customers=1)
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    demo_backend.sleep_now()
+    seen = []
+    with FaultProxy(demo_backend.url) as proxy:
+        # Each user's creation takes a while, as the server's PIN hash does.
+        proxy.set_fault("latency", path_prefix="/api/users", latency=0.3)
+        proxied = make_settings(data_dir, proxy.url, READ_TIMEOUT=10)
+        done = threading.Event()
+        worker = threading.Thread(target=lambda: (restore(proxied, backup), done.set()))
+        worker.start()
+        while not done.wait(0.02):
+            running = running_restore(data_dir)
+            # The instant between taking the lock and writing the first progress has no figures yet.
+            if running is not None and running["pid"] is not None:
+                seen.append((running["pid"], running["users_done"], running["users_total"]))
+        worker.join()
+    assert seen and {pid for pid, _, _ in seen} == {os.getpid()} and {total for _, _, total in seen} == {3}
+    counts_done = {done for _, done, _ in seen}
+    assert counts_done <= {0, 1, 2, 3} and len(counts_done) >= 2, seen  # it moved on while it ran
+    assert running_restore(data_dir) is None and not restore_progress_path(data_dir).exists()
+    assert set(shop_view(demo_backend.state())) == set(shop)

@@ -87,6 +87,8 @@ def test_a_wipe_is_restored_within_a_check_interval_each_customer_under_its_owne
     assert re.search(r"INFO restore: 3 users, 12 customers created, 0 failed in \d+\.\d s; verified complete; "
                      r"3 users need their new PIN: owner0@example.com, owner1@example.com, owner2@example.com",
                      log_text(data_dir, RESTORE))
+    assert re.search(r"INFO restore: .*; verified complete; .*; first owner \(o\*\*\*\d@example\.com\) back after "
+                     r"\d+\.\d s", log_text(data_dir, RESTORE))
     new_pins = read_restored_pins(data_dir)
     assert sorted(new_pins) == sorted(shop) and all(signs_in(demo_backend.url, e, p) for e, p in new_pins.items())
     assert watcher.fewest_customers == 12 and watcher.problems == []
@@ -202,3 +204,17 @@ def test_a_restore_reads_the_back_end_twice_the_read_it_decided_on_and_the_verif
     log = wait_for_log(data_dir, RESTORE, "; verified complete", 10)
     restore_round = log[log.index("woken by SIGUSR1"):log.index("; verified complete")]
     assert restore_round.count("read the back end (babs10 mode)") == 2, restore_round
+
+
+def test_the_service_skips_its_check_while_another_restore_runs_and_restores_once_it_ended(
+        services, demo_backend, data_dir, restore_held_elsewhere):
+    shop = backed_up_shop(demo_backend, data_dir)
+    demo_backend.sleep_now()
+    services.start(RESTORE, command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.1"))
+    wait_for_log(data_dir, RESTORE, f"a restore is already running (PID {restore_held_elsewhere.pid}, 37 of 200 "
+                                    "users): check skipped", 10, count=2)
+    assert figures(data_dir, RESTORE)["wipes_seen"] == 0 and demo_backend.state()["users"] == []
+    restore_held_elsewhere.stdin.close()
+    restore_held_elsewhere.wait(10)
+    wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 15, "the restore once the other ended")
+    assert shop_by_owner(demo_backend.url) == seeded_view(shop)

@@ -12,7 +12,7 @@ import pytest
 from conftest import DemoBackend
 from fault_proxy import FaultProxy
 from helpers import RawServer, make_settings, seed_shop
-from sleepguard.client import BackendClient
+from sleepguard.client import BackendClient, same_origin_redirect
 from sleepguard.exceptions import AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer
 
 SECRET_PIN = "918273"
@@ -50,11 +50,15 @@ class CannedServer:
 
     def __init__(self, answers):
         canned = answers
+        self.hits = hits = []  # (method, path) of every request, in order
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
-                status, content_type, body = canned[self.path.split("?")[0]]
+                hits.append((self.command, self.path))
+                status, content_type, body, *headers = canned[self.path.split("?")[0]]
                 self.send_response(status)
+                for name, value in (headers[0] if headers else {}).items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
@@ -136,8 +140,9 @@ def test_an_empty_customer_list_is_read_twice(proxy, data_dir):
         _, user, _ = client.create_user("lonely@example.com", SECRET_PIN)
         seen = proxy.requests_seen
         snapshot = client.read_snapshot()
-    # 1 users list + 3 owners with customers + 2 reads for the one without + the users list again (restart check).
-    assert proxy.requests_seen - seen == 1 + 3 + 2 + 1
+    # The backup status (who saved last), 1 users list + 3 owners with customers + 2 reads for the one without
+    # + the users list again (restart check).
+    assert proxy.requests_seen - seen == 1 + 1 + 3 + 2 + 1
     assert snapshot.customers_by_email()["lonely@example.com"] == []
 
 
@@ -191,8 +196,8 @@ def test_reads_are_retried_through_a_short_outage(proxy, data_dir):
     seen = proxy.requests_seen
     with BackendClient(make_settings(data_dir, proxy.url, retries=2)) as client:
         assert client.read_snapshot().counts()["users"] == 3
-    # The users list three times, three customer lists, and the users list again (restart check).
-    assert proxy.requests_seen - seen == 3 + 3 + 1
+    # The backup status, the users list three times, three customer lists, and the users list again (restart check).
+    assert proxy.requests_seen - seen == 1 + 3 + 3 + 1
 
 
 def test_a_post_is_never_resent_after_it_went_out(proxy, data_dir):
@@ -324,3 +329,59 @@ def test_an_answer_nested_too_deep_is_a_bad_answer(canned, data_dir):
             client.read_snapshot()
         with pytest.raises(BadAnswer, match="nested too deeply"):
             client.health()
+
+
+# --- redirects: followed only to the same scheme, host and port ---
+
+@pytest.mark.parametrize("location, followed", [
+    ("/api/users", "http://127.0.0.1:8000/api/users"),
+    ("http://127.0.0.1:8000/api/customers?user_id=u1", "http://127.0.0.1:8000/api/customers?user_id=u1"),
+    ("http://localhost:8000/api/users", None),
+    ("http://127.0.0.1:8001/api/users", None),
+    ("https://127.0.0.1:8000/api/users", None),
+    ("//evil.example.com/api/users", None),
+])
+def test_a_redirect_is_taken_only_to_the_same_scheme_host_and_port(location, followed):
+    assert same_origin_redirect("http://127.0.0.1:8000/api/users/", location) == followed
+
+
+def test_https_never_redirects_to_plain_http_and_the_url_keeps_its_credentials():
+    assert same_origin_redirect("https://shop.example.com/api/users/", "http://shop.example.com/api/users") is None
+    assert same_origin_redirect("https://u:secret@shop.example.com/api/users/", "https://shop.example.com:443/api/users") \
+        == "https://u:secret@shop.example.com/api/users"
+
+
+def test_a_same_origin_307_is_followed_with_its_body(canned, data_dir):
+    server = canned({"/api/users": (307, "application/json", b"", {"Location": "/api/users-here"}),
+                     "/api/users-here": as_json({"id": "u1", "email": "a@example.com"}, status=201)})
+    with BackendClient(make_settings(data_dir, server.url)) as client:
+        outcome, user, _ = client.create_user("a@example.com", SECRET_PIN)
+    assert outcome == "created" and user["id"] == "u1"
+    assert server.hits == [("POST", "/api/users"), ("POST", "/api/users-here")]
+
+
+def test_a_307_to_another_host_is_refused_and_the_other_host_hears_nothing(canned, data_dir):
+    elsewhere = canned({"/api/users": as_json({"id": "u1", "email": "a@example.com"}, status=201)})
+    other_host = elsewhere.url.replace("127.0.0.1", "localhost")
+    server = canned({"/api/users": (307, "application/json", b"", {"Location": f"{other_host}/api/users"})})
+    with BackendClient(make_settings(data_dir, server.url)) as client, pytest.raises(BadAnswer) as caught:
+        client.create_user("a@example.com", SECRET_PIN)
+    assert str(caught.value) == "POST /api/users: redirected (307) to another scheme, host or port; not followed"
+    assert elsewhere.hits == []
+
+
+def test_a_user_is_looked_up_by_the_stored_form_of_the_address(demo_backend, data_dir):
+    with BackendClient(make_settings(data_dir, demo_backend.url)) as client:
+        outcome, created, _ = client.create_user("Ama@Example.COM", "4821")
+        assert outcome == "created" and created["email"] == "Ama@example.com"
+        assert client.get_user("Ama@EXAMPLE.com")["id"] == created["id"]
+        # The duplicate quirk's "exists" is confirmed through the same lookup.
+        outcome, existing, _ = client.create_user("Ama@EXAMPLE.com", "4821")
+        assert outcome == "exists" and existing["id"] == created["id"]
+
+
+def test_a_status_read_that_fails_leaves_who_saved_last_unknown_and_the_read_whole(proxy, data_dir):
+    proxy.set_fault("503", path_prefix="/api/backup/status", count=10)
+    with BackendClient(make_settings(data_dir, proxy.url, retries=1)) as client:
+        snapshot = client.read_snapshot()
+    assert snapshot.counts()["users"] == 3 and "recent_trigger_users" not in snapshot.meta

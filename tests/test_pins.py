@@ -105,3 +105,24 @@ def test_a_restored_pin_file_opened_to_others_is_refused(tmp_path):
     os.chmod(restored_pins_path(tmp_path), 0o644)
     with pytest.raises(PinFileError, match="readable by others"):
         pending_pins(tmp_path)
+
+
+def test_pin_file_keys_are_read_in_the_form_the_server_stores_the_address(tmp_path):
+    path = write_pins(tmp_path / "pins.json", {"Auntie.Ama@Example.COM": "4821", " bob@EXAMPLE.com ": "7390"})
+    assert load_pins_file(path) == {"Auntie.Ama@example.com": "4821", "bob@example.com": "7390"}
+
+
+def test_two_pin_file_keys_of_one_address_are_a_one_line_error_naming_both_keys_and_no_pin(tmp_path):
+    path = write_pins(tmp_path / "pins.json", {"ama@Example.COM": "4821", "ama@example.com": "7390"})
+    with pytest.raises(PinFileError) as caught:
+        load_pins_file(path)
+    message = str(caught.value)
+    assert "'ama@Example.COM'" in message and "'ama@example.com'" in message and "\n" not in message
+    assert "4821" not in message and "7390" not in message
+
+
+def test_restored_pins_are_kept_and_read_in_the_stored_form(tmp_path):
+    record_restored_pins(tmp_path, {"Ama@Example.COM": "482917"})
+    assert read_restored_pins(tmp_path) == {"Ama@example.com": "482917"}
+    record_restored_pins(tmp_path, {"Ama@EXAMPLE.com": None})
+    assert read_restored_pins(tmp_path) == {}

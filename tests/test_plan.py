@@ -53,3 +53,12 @@ def test_verify_names_what_is_still_missing():
 def test_a_snapshot_plan_needs_pin_hashes_and_never_replaces_newer_data():
     with pytest.raises(RestoreError, match="no PIN hashes"):
         plan_snapshot_restore(api_snapshot({"a@example.com": []}), api_snapshot({}))
+
+
+def test_verify_counts_what_the_file_had_so_a_lost_customer_is_never_verified():
+    backup = api_snapshot({"a@example.com": ["Maria"]})
+    backup.meta["file_customers"] = 2  # the file had one more than the backup could place
+    missing = verify_restore(backup, backup)
+    assert missing == ["1 customers of the file that have no place in the backup"]
+    twice = api_snapshot({"a@example.com": ["Maria", "Maria"]})
+    assert verify_restore(twice, api_snapshot({"a@example.com": ["Maria"]})) == ["customer 'Maria' of a@example.com"]

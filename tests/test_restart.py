@@ -42,3 +42,9 @@ def test_a_wake_nobody_took_is_kept_for_the_next_try(tmp_path):
     assert wake.ask("back end restarted") is False
     assert wake.pending == "back end restarted" and wake.sent == 0
     assert wake.deliver() is False and wake.pending == "back end restarted"
+
+
+def test_a_slow_answer_during_our_own_restore_is_never_a_cold_start_but_failures_still_are():
+    assert came_back(0, 9.0, 5.0, None, False, interval=1.0, restoring=True) == ""
+    assert came_back(2, 9.0, 5.0, None, False, interval=1.0, restoring=True) == \
+        "back end answered again after 2 failures"

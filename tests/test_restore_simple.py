@@ -174,6 +174,35 @@ def test_a_legacy_file_with_several_users_needs_owner_to_place_its_customers(dem
     assert view[sorted(shop)[0]] == {}
 
 
+def test_a_legacy_file_whose_user_has_no_id_keeps_her_customers(demo_backend, data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=1, customers=3)
+    users, customers = legacy_records(shop)
+    # A hand-made file: the user without an id, her customers pointing at none.
+    users = [{"email": user["email"].replace("@example.com", "@Example.COM")} for user in users]
+    customers = [{k: v for k, v in customer.items() if k != "user_id"} for customer in customers]
+    path = write_legacy(data_dir, users, customers)
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified" in result.stdout.splitlines()[-1]
+    assert shop_view(demo_backend.state()) == shop_view(before)
+
+
+def test_a_legacy_file_of_several_users_without_ids_needs_owner_and_is_never_verified_without_it(demo_backend,
+                                                                                                data_dir):
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=2)
+    users, customers = legacy_records(shop)
+    users = [{"email": user["email"]} for user in users]
+    path = write_legacy(data_dir, users, customers)
+    result = restore(demo_backend, data_dir, "--file", str(path), "--yes")
+    assert result.returncode == 1 and "verified" not in result.stdout
+    assert "4 customers the file gives no owner (use --owner EMAIL)" in result.stdout
+    owner = sorted(shop)[1]
+    result = restore(demo_backend, data_dir, "--file", str(path), "--owner", owner.upper().replace("OWNER", "owner"),
+                     "--yes")
+    assert result.returncode == 0 and "verified" in result.stdout, result.stdout + result.stderr
+    assert sorted(shop_view(demo_backend.state())[owner]) == sorted(n for o in shop.values() for n in o["customers"])
+
+
 def test_pins_carried_by_a_hand_made_legacy_file_are_used(demo_backend, data_dir):
     shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
     users, customers = legacy_records(shop)
@@ -356,3 +385,41 @@ def test_from_offsite_restores_the_chosen_copy_with_a_dry_run_first_and_at_picks
     assert bad.returncode == 2 and "is not a time" in bad.stderr and bad.stderr.count("\n") == 1
     alone = run_command(COMMAND, "--at", moment, env=env)
     assert alone.returncode == 2 and "--from-offsite" in alone.stderr
+
+
+def test_money_the_backup_holds_as_null_is_left_out_said_and_the_summary_gives_the_first_owner(demo_backend,
+                                                                                               data_dir):
+    url = demo_backend.url
+    shop = seed_shop(url, users=2, customers=2)
+    owner = sorted(shop)[0]
+    for name in ("Nan one", "Inf one"):
+        # The real server takes a non-finite number and reads it back as null.
+        body = json.dumps({"name": name, "money_given": float("nan"), "total_spent": float("inf")})
+        requests.post(f"{url}/api/customers", params={"user_id": shop[owner]["id"]}, data=body, timeout=10,
+                      headers={"Content-Type": "application/json"}).raise_for_status()
+    assert backup_now(make_settings(data_dir, url)).kind == "good"
+    demo_backend.sleep_now()
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    summary = next(line for line in lines if line.startswith("restore: "))
+    assert re.fullmatch(r"restore: 2 users, 6 customers created, 0 failed in \d+\.\d s; first owner "
+                        r"\(o\*\*\*\d@example\.com\) back after \d+\.\d s", summary), summary
+    # In the order they are re-created: the owner's own.
+    assert (f"warning: 2 customers restored without a money field the backup had as null: customer 'Nan one' of "
+            f"{owner} (money_given, total_spent), customer 'Inf one' of {owner} (money_given, total_spent); the "
+            "server's default 0 applies") in lines, lines
+    # Not poisoned: the owner's list shows every customer.
+    assert len(shop_view(demo_backend.state())[owner]) == 4 and lines[-1].startswith("verified")
+
+
+def test_a_second_restore_beside_a_running_one_says_so_and_changes_nothing(demo_backend, data_dir,
+                                                                           restore_held_elsewhere):
+    backed_up_wiped_shop(demo_backend, data_dir, users=2, customers=1)
+    before = files_under(data_dir)
+    result = restore(demo_backend, data_dir, "--yes")
+    assert result.returncode == 2 and result.stdout.count("\n") == 1, result.stdout + result.stderr
+    assert result.stderr == (f"restore_simple.py: error: a restore is already running (PID "
+                             f"{restore_held_elsewhere.pid}): wait for it to end\n")
+    assert demo_backend.state()["users"] == [] and files_under(data_dir) == before
+    assert restore(demo_backend, data_dir, "--dry-run").returncode == 0, "a dry run changes nothing: it may look"

@@ -134,3 +134,13 @@ def test_the_off_site_copies_have_one_line_with_the_recipient_fingerprint_and_no
     write_record(settings, problem="the off-site store refused the write (AccessDenied)")
     reasons = judge(collect_status(settings)).reasons
     assert any(reason.kind == "offsite_problem" for reason in reasons)
+
+
+def test_a_restore_running_in_another_process_is_shown_with_how_far_it_got(data_dir, restore_held_elsewhere):
+    status = collect_status(make_settings(data_dir))
+    assert status["restore"] == {"running": True, "users_done": 37, "users_total": 200,
+                                 "pid": restore_held_elsewhere.pid}
+    assert f"restoring    37 of 200 users (PID {restore_held_elsewhere.pid})" in format_status(status)
+    restore_held_elsewhere.kill()
+    restore_held_elsewhere.wait(10)
+    assert collect_status(make_settings(data_dir))["restore"] == {"running": False}
