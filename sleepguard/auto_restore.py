@@ -13,6 +13,7 @@ import logging
 import signal
 import time
 
+from . import alerts
 from .client import BackendClient
 from .exceptions import BackendError, SleepguardError
 from .processes import signal_service
@@ -23,6 +24,7 @@ from .snapshot import utc_now_iso
 from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .wipe import judge_read
+from .wording import restored_line
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +118,10 @@ class AutoRestore:
         self.figures.restores, self.figures.last_restore_complete = self.figures.restores + 1, True
         summary = f"{summary}; verified complete{pin_note}"
         self.figures.last_restore_summary = summary
+        if result is not None and (result.users_created or result.customers_created):
+            # A one-off event, told at once: the owner hears how much came back and who needs a new PIN.
+            alerts.announce(self.settings, "warning" if needing_pin else "info",
+                            restored_line(result.users_created, result.customers_created, needing_pin))
         if signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
             self.figures.fresh_backup_asked += 1
             summary += "; asked the backup service for a fresh backup"
