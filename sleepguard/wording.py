@@ -271,8 +271,8 @@ def reason_lines(reason):
 
 # What an OSError says in a failed backup when the watcher's own disk is the trouble (ENOSPC, EROFS, EDQUOT).
 DISK_TROUBLE = ("No space left on device", "Read-only file system", "Disk quota exceeded")
-VERDICT_WORSE = "The shop's data is now {new} (it was {old})."
-VERDICT_BETTER = "The shop's data is {new} again (it was {old})."
+VERDICT_WORSE = "Worse now: the shop's data is {new} (it was {old})."
+VERDICT_BETTER = "Better now: the shop's data is {new} (it was {old})."
 
 
 def alert_line(reason):
