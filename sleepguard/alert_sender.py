@@ -137,9 +137,14 @@ def deliver_outbox(settings, now=None):
 
 
 def test_alert(settings):
-    """Send a test message to every URL now, outside the outbox; a TestResult per URL (empty: none set)."""
+    """Send a test message to every URL now, outside the outbox; a TestResult per URL (empty: none set).
+
+    Apprise's own warnings stay out of the command's stderr: each one is in its URL's reason, said once.
+    """
     results = []
-    for target in load_targets(settings):
+    targets = load_targets(settings)
+    logging.getLogger("apprise").propagate = False
+    for target in targets:
         ok, why = send_one(target, TEST_TITLE, TEST_BODY, "info", settings)
         results.append(TestResult(target.label, ok, why))
     return results
