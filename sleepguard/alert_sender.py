@@ -18,11 +18,12 @@ import apprise
 
 from . import alerts
 from .atomicfile import PRIVATE_FILE_MODE
-from .exceptions import SleepguardError
+from .exceptions import AlertError, SleepguardError
 from .flocks import try_flock
 from .logsetup import setup_service_logging
 from .masking import describe_url, guard_logger, scrub, settings_secrets, url_key, url_secrets
 from .settings import load_settings
+from .wording import NO_ALERT_URLS, test_alert_lines
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,25 @@ def deliver_outbox(settings, now=None):
 
 
 def test_alert(settings):
-    """Send a test message to every URL now, outside the outbox; a TestResult per URL (empty: none set)."""
+    """Send a test message to every URL now, outside the outbox; a TestResult per URL (empty: none set).
+
+    Apprise's own warnings stay out of the command's stderr: each one is in its URL's reason, said once.
+    """
     results = []
-    for target in load_targets(settings):
+    targets = load_targets(settings)
+    logging.getLogger("apprise").propagate = False
+    for target in targets:
         ok, why = send_one(target, TEST_TITLE, TEST_BODY, "info", settings)
         results.append(TestResult(target.label, ok, why))
     return results
+
+
+def test_alert_report(settings):
+    """--test-alert: a test to every URL; (the lines to print, True when each delivered). AlertError when none is set."""
+    results = test_alert(settings)
+    if not results:
+        raise AlertError(NO_ALERT_URLS)
+    return test_alert_lines(results), all(result.delivered for result in results)
 
 
 def run(settings):

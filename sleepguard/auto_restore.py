@@ -16,6 +16,7 @@ import logging
 import signal
 import time
 
+from . import alerts
 from .client import BackendClient
 from .exceptions import BackendError, RestoreRunning, SleepguardError
 from .processes import signal_service
@@ -28,7 +29,7 @@ from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .takeover import Takeover
 from .wipe import judge_read
-from .wording import first_owner_back, plan_warnings, restore_counts
+from .wording import first_owner_back, plan_warnings, restore_counts, restored_line
 
 log = logging.getLogger(__name__)
 
@@ -134,6 +135,10 @@ class AutoRestore:
         self.figures.restores, self.figures.last_restore_complete = self.figures.restores + 1, True
         summary = f"{summary}; verified complete{pin_note}"
         self.figures.last_restore_summary = summary
+        if result is not None and (result.users_created or result.customers_created):
+            # A one-off event, told at once: the owner hears how much came back and who needs a new PIN.
+            alerts.announce(self.settings, "warning" if needing_pin else "info",
+                            restored_line(result.users_created, result.customers_created, needing_pin))
         if signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
             self.figures.fresh_backup_asked += 1
             summary += "; asked the backup service for a fresh backup"

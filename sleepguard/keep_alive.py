@@ -1,5 +1,6 @@
 """Keep-alive: ping the back end so the host never idles into sleep, and wake the restore service when it came back.
 
+Each round it also computes the verdict and tells it (voice.py): alerts and the heartbeat.
 A failed ping followed by an answer, or a slow first answer (a cold start), means the host
 may have restarted empty: the restore service is woken at once (SIGUSR1) instead of
 sleeping out its interval. Only that transition wakes it, never a steady healthy ping.
@@ -16,6 +17,7 @@ from .runner import run_service
 from .services import KEEP_ALIVE
 from .snapshot import utc_now_iso
 from .state import Iteration, KeepAliveFigures
+from .voice import Voice
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +39,15 @@ class KeepAlive:
         self.wake = restart.PendingWake(settings.data_dir)
         self.pings_ok = 0
         self.pings_failed = 0
+        self.voice = Voice(settings)
 
     def ping(self):
-        """GET /api/health (the client retries, within READ_TIMEOUT); return (latency, '') or (None, why it failed)."""
+        """GET /api/health (the client retries, within READ_TIMEOUT); (body, latency, '') or (None, None, why not)."""
         try:
-            _body, latency = self.client.health()
+            body, latency = self.client.health()
         except BackendError as exc:
-            return None, str(exc)
-        return latency, ""
+            return None, None, str(exc)
+        return body, latency, ""
 
     def came_back(self, latency, asked_at):
         """Why this answer means the host may have restarted, or '' when it does not (restart.came_back)."""
@@ -68,7 +71,7 @@ class KeepAlive:
         if waiting and self.wake.deliver():
             log.warning("%s; woke the restore service at last", waiting)
         asked_at = time.monotonic()
-        latency, reason = self.ping()
+        body, latency, reason = self.ping()
         if latency is None:
             self.consecutive_failures += 1
             self.pings_failed += 1
@@ -84,11 +87,15 @@ class KeepAlive:
             self.last_was_slow = latency > self.settings.slow_answer_seconds
             outcome = "ok"
             summary = f"health ok in {latency:.3f} s" + (" (slow)" if self.last_was_slow else "")
+        # This round's ping is the verdict's health answer: the back end is not asked twice.
+        verdict = self.voice.tell(health=(body, latency, reason))
         figures = KeepAliveFigures(latency_seconds=None if latency is None else round(latency, 3),
                                    slow=latency is not None and self.last_was_slow,
                                    consecutive_failures=self.consecutive_failures, last_ok_at=self.last_ok_iso,
                                    last_restart_seen_at=self.last_restart_seen_at, wakes_sent=self.wake.sent,
-                                   pings_ok=self.pings_ok, pings_failed=self.pings_failed, last_error=reason or None)
+                                   pings_ok=self.pings_ok, pings_failed=self.pings_failed, last_error=reason or None,
+                                   verdict=verdict.word, verdict_reasons=[r.kind for r in verdict.reasons],
+                                   heartbeat=self.voice.last_beat, heartbeats_skipped=self.voice.beats_skipped)
         return Iteration(outcome, summary, figures)
 
 

@@ -31,6 +31,11 @@ class KeepAliveFigures:
     pings_ok: int = 0
     pings_failed: int = 0
     last_error: str | None = None
+    # The verdict this round computed (voice.py), its reasons' kinds, and the heartbeat's last action.
+    verdict: str | None = None
+    verdict_reasons: list = field(default_factory=list)
+    heartbeat: str | None = None
+    heartbeats_skipped: int = 0
 
 
 @dataclass

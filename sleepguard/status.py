@@ -77,8 +77,11 @@ def _service_status(data_dir: Path, service, now: float, state) -> dict:
     }
 
 
-def _backend_status(settings, data_dir: Path, states: dict) -> dict:
-    """The back end: which URL, whether one quick health call gets an answer, the last restart seen."""
+def _backend_status(settings, data_dir: Path, states: dict, health=None) -> dict:
+    """The back end: which URL, whether one quick health call gets an answer, the last restart seen.
+
+    health=(body, latency, error) is an answer the caller just had (the keep-alive's ping): no call then.
+    """
     url, source = settings.backend_url, "BACKEND_URL"
     demo_url = running_demo_url(data_dir)
     if not url or url == demo_url:
@@ -92,6 +95,13 @@ def _backend_status(settings, data_dir: Path, states: dict) -> dict:
                "error": None, "last_restart_seen": max(filter(None, restarts), default=None),
                "keep_alive_latency_seconds": pinged.latency_seconds}
     if not url:
+        return backend
+    if health is not None:
+        body, latency, error = health
+        if error:
+            backend.update(reachable=False, error=error)
+        else:
+            backend.update(reachable=True, latency_seconds=round(latency, 3), health=(body or {}).get("status"))
         return backend
     # One try, short timeouts: a status screen must not hang on a sleeping host.
     quick = dataclasses.replace(settings, backend_url=url, retries=0,
@@ -200,8 +210,8 @@ def _warnings(status: dict) -> list[str]:
     return warnings
 
 
-def collect_status(settings) -> dict:
-    """Gather the whole status as a JSON-ready dict; reads files and makes one health call."""
+def collect_status(settings, health=None) -> dict:
+    """Gather the whole status as a JSON-ready dict; reads files and makes one health call (none given health)."""
     data_dir = Path(settings.data_dir)
     now = datetime.now(timezone.utc)
     states = {service.name: read_state(data_dir, service.name) for service in SERVICES}
@@ -214,7 +224,7 @@ def collect_status(settings) -> dict:
     status = {
         "checked_at": _iso(now),
         "data_dir": str(data_dir),
-        "backend": _backend_status(settings, data_dir, states),
+        "backend": _backend_status(settings, data_dir, states, health),
         "services": services,
         "last_good_backup": backup,
         "history": history,

@@ -351,3 +351,45 @@ def describe_new_identity(path, recipient_line):
         f"and OFFSITE_IDENTITY_FILE={path} on a machine that checks or restores copies.",
         "Without this identity file nobody - not even sleepguard - can read the off-site copies:",
         "keep a copy of it in the owner's password manager too."])
+
+
+# --- alerts: what the owner reads on the phone (alerts.py masks e-mails and secrets on the way in) ---
+
+# What an OSError says in a failed backup when the watcher's own disk is the trouble (ENOSPC, EROFS, EDQUOT).
+DISK_TROUBLE = ("No space left on device", "Read-only file system", "Disk quota exceeded")
+VERDICT_WORSE = "Worse now: the shop's data is {new} (it was {old})."
+VERDICT_BETTER = "Better now: the shop's data is {new} (it was {old})."
+
+
+def alert_line(reason):
+    """A verdict reason as one alert line: what is wrong, then its fix; a full or read-only disk named as such."""
+    text, fix = _reason_words(reason.kind, reason.facts)
+    why = str(reason.facts.get("why") or "")
+    if reason.kind == "backup_failing" and any(trouble in why for trouble in DISK_TROUBLE):
+        text = f"Disk trouble on the watcher: backups cannot be written ({why})."
+        fix = "free some space on the watcher's disk, or choose a DATA_DIR on a writable disk"
+    return f"{text} Fix: {fix}" if fix else text
+
+
+def verdict_change_line(new_word, old_word, better):
+    """One line for the verdict getting better or worse, once the new one has held."""
+    return (VERDICT_BETTER if better else VERDICT_WORSE).format(new=new_word, old=old_word)
+
+
+def restored_line(users_created, customers_created, needing_pin):
+    """A wipe detected and put right: how much came back, and who needs a new PIN (never the PIN)."""
+    line = (f"The back end was wiped and sleepguard restored it: {plural(users_created, 'user')} and "
+            f"{plural(customers_created, 'customer')} are back.")
+    if needing_pin:
+        text, fix = _reason_words("pins_to_hand_out", {"users": list(needing_pin)})
+        line += f" {text} Then: {fix}"
+    return line
+
+
+NO_ALERT_URLS = "no alert URL is set: put ALERT_URLS=... (or ALERT_CONFIG=file) in .env, then try again"
+
+
+def test_alert_lines(results):
+    """What --test-alert prints: a line per URL (service and fingerprint), delivered or why not."""
+    return [f"{result.label}: delivered" if result.delivered else f"{result.label}: NOT delivered: {result.reason}"
+            for result in results]

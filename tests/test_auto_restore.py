@@ -218,3 +218,31 @@ def test_the_service_skips_its_check_while_another_restore_runs_and_restores_onc
     restore_held_elsewhere.wait(10)
     wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 15, "the restore once the other ended")
     assert shop_by_owner(demo_backend.url) == seeded_view(shop)
+
+
+def test_a_wipe_restored_is_one_alert_with_the_counts_and_who_needs_a_pin_never_a_pin(services, demo_backend,
+                                                                                      data_dir, receiver):
+    shop = backed_up_shop(demo_backend, data_dir, users=2, customers=3)
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="0.3", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="0.3", KEEP_ALIVE_INTERVAL="0.2", ALERT_URLS=receiver.apprise_url,
+                      ALERT_AFTER="2", ALERT_BATCH_SECONDS="0.2", ALERT_RETRY_SECONDS="0.2")
+    for service in (KEEP_ALIVE, BACKUP, RESTORE):
+        services.start(service, env)
+    wait_for_figures(data_dir, RESTORE, lambda f: f["last_verdict"] == "unchanged", 10, "a first check")
+
+    demo_backend.sleep_now()
+    wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 10, "the restore")
+
+    def restored():
+        return [n["message"] for n in receiver.notifications() if "sleepguard restored it" in n["message"]]
+    wait_until(restored, 10, "the 'restored' alert")
+    # A few checks later: still one message for the one wipe.
+    iterations = read_state(data_dir, RESTORE).iterations
+    wait_until(lambda: read_state(data_dir, RESTORE).iterations >= iterations + 3, 10, "three more checks")
+    (message,) = restored()
+    assert "The back end was wiped and sleepguard restored it: 2 users and 6 customers are back." in message
+    assert "2 users need the new PIN the restore gave them: o***0@example.com, o***1@example.com." in message
+    assert "cat restored_pins.json" in message
+    everything = str(receiver.received())
+    pins = [*read_restored_pins(data_dir).values(), *(owner["pin"] for owner in shop.values())]
+    assert not any(secret in everything for secret in [*pins, *shop]), "a PIN or a full e-mail left the machine"

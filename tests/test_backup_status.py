@@ -2,7 +2,8 @@
 
 import json
 
-from helpers import command_env, run_command, seed_shop
+from helpers import command_env, free_port, run_command, seed_shop
+from sleepguard.masking import describe_url
 from sleepguard.pins import record_restored_pins
 from service_helpers import FAST, wait_for
 
@@ -47,3 +48,22 @@ def test_neither_the_token_nor_a_pin_ever_shows(data_dir, start_demo, stopped_af
     for output in (started.stdout, started.stderr, screen.stdout, screen.stderr, as_json.stdout, as_json.stderr):
         assert CANARY not in output
         assert not any(pin in output for pin in PINS)
+
+
+def test_test_alert_says_per_url_delivered_or_why_not_and_exits_0_only_when_each_delivered(data_dir, receiver):
+    nobody = f"json://127.0.0.1:{free_port()}/"
+    env = command_env(data_dir, "", ALERT_URLS=f"{receiver.apprise_url} {nobody}", ALERT_TIMEOUT="5")
+    both = run_command(STATUS, "--test-alert", env=env)
+    assert both.returncode == 1, both.stdout + both.stderr
+    assert both.stdout.splitlines()[0] == f"{describe_url(receiver.apprise_url)}: delivered"
+    assert both.stdout.splitlines()[1].startswith(f"{describe_url(nobody)}: NOT delivered: ")
+    assert nobody not in both.stdout and receiver.apprise_url not in both.stdout and both.stderr == ""
+    assert [n["title"] for n in receiver.notifications()] == ["sleepguard: test alert"]
+    one = run_command(STATUS, "--test-alert", env=command_env(data_dir, "", ALERT_URLS=receiver.apprise_url))
+    assert one.returncode == 0 and one.stdout == f"{describe_url(receiver.apprise_url)}: delivered\n"
+
+
+def test_test_alert_without_a_url_is_one_line_naming_the_setting(data_dir):
+    result = run_command(STATUS, "--test-alert", env=command_env(data_dir, ""))
+    assert result.returncode != 0 and result.stdout == ""
+    assert len(result.stderr.splitlines()) == 1 and "ALERT_URLS" in result.stderr

@@ -127,3 +127,19 @@ def test_a_slow_answer_during_our_own_restore_is_not_a_cold_start(services, prox
     wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= before["pings_ok"] + 3, 10,
                      "slow pings, then a fast one")
     assert "s (slow)" in log_text(data_dir, KEEP_ALIVE) and "cold start" not in log_text(data_dir, KEEP_ALIVE)
+
+
+def test_rounds_keep_their_interval_while_the_heartbeat_receiver_hangs(services, demo_backend, data_dir, receiver):
+    # Each ping hangs 3 s at the receiver (heartbeat.beat would wait out its timeout and retries in-line).
+    receiver.answer(delay=3)
+    env = command_env(data_dir, demo_backend.url, KEEP_ALIVE_INTERVAL="0.1", HEARTBEAT_URL=f"{receiver.url}/check",
+                      ALERT_AFTER="1", HEARTBEAT_INTERVAL="0.1")
+    services.start(KEEP_ALIVE, env)
+    wait_until(lambda: read_state(data_dir, KEEP_ALIVE), 10, "a first round")
+    started, rounds = time.monotonic(), read_state(data_dir, KEEP_ALIVE).iterations
+    found = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["heartbeats_skipped"] >= 10, 10,
+                             "rounds going on while the heartbeat waits")
+    elapsed, done = time.monotonic() - started, read_state(data_dir, KEEP_ALIVE).iterations - rounds
+    # Ten rounds in well under one hanging ping's 3 s: the loop never waited for the heartbeat.
+    assert done >= 10 and elapsed < 3, (done, elapsed)
+    assert found["pings_failed"] == 0 and found["verdict"] != "PROTECTED"
