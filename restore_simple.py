@@ -1,10 +1,6 @@
-"""Restore the back end now from the latest good backup: a merge, each customer under its own owner.
-
-usage: restore_simple.py [--file PATH] [--owner EMAIL] [--dry-run] [--yes]   (Ctrl-C: stop, exit 130; twice: quit)
-$ python3 restore_simple.py
-backup: /srv/sleepguard/data_backup.json (3 users, 40 customers, 52 orders)
-Restore 3 users and 40 customers into https://babs10.onrender.com? [y/N] y
-created 3 users and 40 customers; 0 users and 0 customers were already there; 0 failed
+"""Restore the back end now from the latest good backup, or forget the new PINs the owner handed out.
+usage: restore_simple.py [--file PATH] [--owner EMAIL] [--dry-run] [--yes] | --pins-handed-out [EMAIL ...]
+$ python3 restore_simple.py --yes   (Ctrl-C: stop, exit 130; twice: quit)
 verified: the back end holds every user and customer of the backup
 """
 import argparse
@@ -14,10 +10,11 @@ from sleepguard.apply import restore_now
 from sleepguard.client import BackendClient
 from sleepguard.exceptions import SleepguardError
 from sleepguard.logsetup import setup_command_logging
+from sleepguard.pins import hand_out_done
 from sleepguard.settings import load_settings
 from sleepguard.source import choose_backup
 from sleepguard.terminal import Terminal
-from sleepguard.wording import describe_report, error_line
+from sleepguard.wording import describe_report, error_line, handed_out
 
 
 def main():
@@ -26,11 +23,14 @@ def main():
     parser.add_argument("--owner", metavar="EMAIL", help="owner of a legacy file's customers when it has several users")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
+    parser.add_argument("--pins-handed-out", nargs="*", metavar="EMAIL", help="they have their new PIN: forget it (everyone's when no EMAIL)")
     args = parser.parse_args()
     term = Terminal(parser.prog, ask=not args.yes)
     try:
         settings = load_settings()
         setup_command_logging()
+        if args.pins_handed_out is not None:
+            return print(handed_out(hand_out_done(settings.data_dir, args.pins_handed_out))) or 0
         backup, source = choose_backup(settings, args.file, args.owner)
         print(f"backup: {source}", flush=True)
         with BackendClient(settings) as client, term:

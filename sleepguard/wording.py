@@ -118,6 +118,13 @@ def describe_report(report):
     return lines
 
 
+def handed_out(emails):
+    """What --pins-handed-out did: whose new PINs were forgotten."""
+    if not emails:
+        return f"no new PIN was waiting in {RESTORED_PINS_NAME}: nothing to forget"
+    return f"forgot the new PINs of {plural(len(emails), 'user')}: {', '.join(emails)}"
+
+
 def error_line(error):
     """The one line a command prints for an error of ours or a file it could not write."""
     return write_failed(error) if isinstance(error, OSError) else str(error)
@@ -156,6 +163,13 @@ def size_text(size):
     return f"{size / 1_000_000:.1f} MB"
 
 
+def _checksum_word(entry):
+    """ok, legacy (no checksum) for a file of the earlier scripts, or BAD with the reason."""
+    if not entry.ok:
+        return f"BAD: {entry.error}"
+    return "legacy (no checksum)" if entry.legacy else "ok"
+
+
 def format_backup_list(entries):
     """The --list table: time, kind, users, customers, size, file, and checksum ok or BAD with the reason."""
     if not entries:
@@ -165,7 +179,7 @@ def format_backup_list(entries):
         counts = entry.counts or {}
         rows.append((entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.kind, str(counts.get("users", "-")),
                      str(counts.get("customers", "-")), size_text(entry.size), entry.path.name,
-                     "ok" if entry.ok else f"BAD: {entry.error}"))
+                     _checksum_word(entry)))
     # The checksum column goes last: a reason may be long and needs no padding.
     widths = [max(len(row[column]) for row in rows) for column in range(6)]
     align = (str.ljust, str.ljust, str.rjust, str.rjust, str.rjust, str.ljust)
