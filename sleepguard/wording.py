@@ -267,7 +267,8 @@ def _reason_words(kind, facts):
         users = facts.get("users") or []
         return (f"{plural(len(users), 'user')} need{'s' if len(users) == 1 else ''} the new PIN the restore gave "
                 f"them: {some(users)}.",
-                f"cat {facts.get('file') or RESTORED_PINS_NAME}, hand them out, then: {PINS_HANDED_OUT_HINT}")
+                f"read them with cat {RESTORED_PINS_NAME} in the data folder, hand them out, then: "
+                f"{PINS_HANDED_OUT_HINT}")
     if kind == "pins_unreadable":
         return (f"The restored PINs cannot be read: {facts.get('why')}.",
                 f"chmod 600 {facts.get('file') or RESTORED_PINS_NAME}")
@@ -276,7 +277,7 @@ def _reason_words(kind, facts):
         given = f"{plural(users, 'restored user')} got a new random PIN instead" if users else \
             "restored users get new random PINs instead"
         loose = "mode" in str(facts.get("why")) and facts.get("file")
-        return (f"The PIN file was not used ({facts.get('why')}): {given}.",
+        return (f"The PIN file was not used, so {given}: {facts.get('why')}.",
                 f"chmod 600 {facts['file']}" if loose else "put the PIN file right (see above)")
     if kind == "offsite_problem":
         return f"Off-site copies fail: {facts.get('why')}.", "python3 manual_backup.py --offsite-check"
@@ -397,9 +398,10 @@ def _backup_details(status, now):
                       f"{held}", "history".ljust(LABEL), " " * LABEL)
     restore = status["last_restore"]
     if restore["at"] or restore["what"]:
-        lines += _wrapped(f"{_when(restore['at'], now)}: {restore['what']}", "last restore", " " * LABEL)
+        lines += _wrapped(f"{_when(restore['at'], now)}: {restore['what']}", "last restore".ljust(LABEL),
+                          " " * LABEL)
     else:
-        lines.append("last restore none recorded")
+        lines.append("last restore".ljust(LABEL) + "none recorded")
     if status["pins_to_hand_out"]:
         lines += _wrapped(f"{', '.join(status['pins_to_hand_out'])} (in {status['pins_path']}, readable by you only)",
                           "new PINs for".ljust(LABEL), " " * LABEL)
