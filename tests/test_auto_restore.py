@@ -202,3 +202,24 @@ def test_a_restore_reads_the_back_end_twice_the_read_it_decided_on_and_the_verif
     log = wait_for_log(data_dir, RESTORE, "; verified complete", 10)
     restore_round = log[log.index("woken by SIGUSR1"):log.index("; verified complete")]
     assert restore_round.count("read the back end (babs10 mode)") == 2, restore_round
+
+
+def test_a_foreign_back_end_is_recorded_for_the_verdict_and_nothing_is_written(start_demo, data_dir):
+    from sleepguard.auto_restore import AutoRestore
+    from sleepguard.client import BackendClient
+    from sleepguard.runner import ServiceContext
+
+    first, other = start_demo(), start_demo()
+    seed_shop(first.url, users=2, customers=2, prefix="first")
+    assert backup_now(make_settings(data_dir, first.url)).kind == "good"
+    seed_shop(other.url, users=1, customers=2, prefix="other")
+    before = other.state()
+    settings = make_settings(data_dir, other.url)
+    with BackendClient(settings) as client:
+        answer = AutoRestore(settings, client).run_once(ServiceContext("auto_restore_service", settings))
+    assert answer.outcome == "foreign" and answer.warn
+    assert "manual_backup.py --accept-current" in answer.summary and first.url in answer.summary
+    found = answer.figures
+    assert found.last_verdict == "foreign" and found.foreign_held == 1 and found.wipes_seen == found.restores == 0
+    assert found.backend_url == other.url and "not from the back end watched now" in found.last_reason
+    assert len(found.missing_users) == 2 and other.state() == before
