@@ -350,13 +350,12 @@ def counts_text(counts):
 def _backend_details(backend, now):
     if not backend["configured"]:
         return ["back end     not set (BACKEND_URL is empty)"]
-    where = backend["url"] + {"demo": " (the demo)", "services": " (the one the services watch)"}.get(
-        backend["source"], "")
+    where = backend["url"] + {"demo": " (demo)", "services": " (watched by the services)"}.get(backend["source"], "")
     if backend["reachable"]:
-        answer = f"answers, {backend['health']}, {backend['latency_seconds'] * 1000:.0f} ms"
+        answer = f"reachable, {backend['health']}, {backend['latency_seconds'] * 1000:.0f} ms"
     else:
         answer = f"NOT reachable: {backend['error']}"
-    lines = _wrapped(f"{where}: {answer}", "back end".ljust(LABEL), " " * LABEL)
+    lines = _wrapped(f"{where}  {answer}", "back end".ljust(LABEL), " " * LABEL)
     if backend.get("settings_url"):
         lines += _wrapped(f"the services watch this one; BACKEND_URL in the settings is {backend['settings_url']}",
                           " " * LABEL)

@@ -56,10 +56,10 @@ def assert_no_secret_in_logs(data_dir, secrets):
         assert secret and not any(secret in text for text in texts), "a secret reached a log or state file"
 
 
-def backed_up_shop(demo, data_dir, users=2, customers=3):
-    """Seed the demo and take a good backup in-process; return the shop."""
+def backed_up_shop(demo, data_dir, users=2, customers=3, url=None):
+    """Seed the demo and take a good backup in-process (through url, the one the services will watch); return the shop."""
     shop = seed_shop(demo.url, users=users, customers=customers, pin_of=SEEDED_PINS)
-    assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, url or demo.url)).kind == "good"
     return shop
 
 
@@ -109,8 +109,9 @@ def test_snapshot_mode_puts_the_exact_state_back_and_never_logs_the_token(servic
 
 
 def test_woken_by_the_keep_alive_it_restores_right_after_the_back_end_answers(services, demo_backend, data_dir):
-    shop = backed_up_shop(demo_backend, data_dir)
     with FaultProxy(demo_backend.url) as proxy:
+        # Backed up through the proxy: a backup restores on its own only into the back end it came from.
+        shop = backed_up_shop(demo_backend, data_dir, url=proxy.url)
         env = command_env(data_dir, proxy.url, RESTORE_CHECK_INTERVAL="30", KEEP_ALIVE_INTERVAL="0.2")
         services.start(RESTORE, env)
         wait_for_figures(data_dir, RESTORE, lambda f: f["last_verdict"] == "unchanged", 10, "a first check")

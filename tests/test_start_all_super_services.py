@@ -103,7 +103,7 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     wait_for(seeded_shop_backed_up)
     status = run_command(STATUS, env=env)
     assert "(demo)  reachable" in status.stdout
-    assert "1 users, 5 customers" in status.stdout
+    assert "1 user, 5 customers" in status.stdout  # singular right (issue 12)
 
     stopped = run_command(START, "--stop", env=env)
     assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout
