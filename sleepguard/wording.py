@@ -1,4 +1,4 @@
-"""Every sentence a person reads about a restore plan, a restore report, a backup and the backups kept.
+"""Every sentence a person reads about a restore plan, a restore report, a backup, the backups kept and the verdict.
 
 The commands print these, the status screen and the alerts show them; this is also the one module
 of the library that names command-line flags, in the hints that say which command fixes what.
