@@ -231,7 +231,8 @@ def _reason_words(kind, facts):
                 f"{ago(facts.get('limit_seconds'))}.", f"tail {AUTO_BACKUP.log_name}")
     if kind == "backup_failing":
         count = facts.get("failures_in_a_row") or 1
-        return (f"The last {plural(count, 'backup')} failed: {facts.get('why') or 'see the log'}.",
+        last = "The last backup" if count == 1 else f"The last {count} backups"
+        return (f"{last} failed: {facts.get('why') or 'see the log'}.",
                 "python3 manual_backup.py")
     if kind == "latest_file_damaged":
         return (f"data_backup.json is damaged; the newest good copy is {facts.get('file')}.",
@@ -247,7 +248,7 @@ def _reason_words(kind, facts):
     if kind == "backend_foreign":
         return (f"The back end holds data the backup does not know, so nothing is restored on its own: "
                 f"{facts.get('why')}.",
-                f"{ACCEPT_CURRENT_HINT} (keep it as it is), or {RESTORE_INTO_HINT} (put the backup into it)")
+                f"{ACCEPT_CURRENT_HINT} keeps it; {RESTORE_INTO_HINT} restores into it")
     if kind == "backend_wiped":
         missing = len(facts.get("missing_customers") or [])
         return (f"The back end lost its data ({plural(missing, 'customer')} missing); the restore is due.",
@@ -267,11 +268,9 @@ def _reason_words(kind, facts):
         users = facts.get("users") or []
         return (f"{plural(len(users), 'user')} need{'s' if len(users) == 1 else ''} the new PIN the restore gave "
                 f"them: {some(users)}.",
-                f"read them with cat {RESTORED_PINS_NAME} in the data folder, hand them out, then: "
-                f"{PINS_HANDED_OUT_HINT}")
+                f"cat {RESTORED_PINS_NAME}; hand them out; {PINS_HANDED_OUT_HINT}")
     if kind == "pins_unreadable":
-        return (f"The restored PINs cannot be read: {facts.get('why')}.",
-                f"chmod 600 {facts.get('file') or RESTORED_PINS_NAME}")
+        return f"The restored PINs cannot be read: {facts.get('why')}.", f"chmod 600 {RESTORED_PINS_NAME}"
     if kind == "pins_file_refused":
         users = facts.get("users") or 0
         given = f"{plural(users, 'restored user')} got a new random PIN instead" if users else \
@@ -407,6 +406,17 @@ def _backup_details(status, now):
     return lines
 
 
+def _fix_lines(fix):
+    """A fix under its reason; one too long for a line is broken at its '; ', so no command is cut in two."""
+    whole = f"    fix: {fix}"
+    if len(whole) <= WIDTH:
+        return [whole]
+    parts = fix.split("; ")
+    return [line for number, part in enumerate(parts)
+            for line in _wrapped(part + (";" if number < len(parts) - 1 else ""),
+                                 "    fix: " if number == 0 else " " * 9, " " * 9)]
+
+
 def status_screen(status):
     """The status as one screen: the verdict and when, each reason with its fix, then the details."""
     now = parse_utc_time(status["checked_at"]) or datetime.now(timezone.utc)
@@ -416,7 +426,7 @@ def status_screen(status):
         # Whole, wrapped: on the screen a long reason is read to its end (alerts take reason_lines' short form).
         text, fix = _reason_words(reason["kind"], reason)
         lines += _wrapped(text, "  ! ", "    ")
-        lines += _wrapped(f"fix: {fix}", "    ", "         ") if fix else []
+        lines += _fix_lines(fix) if fix else []
     if not verdict["reasons"]:
         lines.append("  the services run, the backup is fresh and the back end holds its data")
     lines += ["", "details"]
