@@ -100,6 +100,7 @@ def test_back_end_reachability_is_one_quick_health_call(data_dir, demo_backend):
     gone = collect_status(make_settings(data_dir, demo_backend.url))
     assert gone["backend"]["reachable"] is False and "connection refused" in gone["backend"]["error"]
     assert any(warning.startswith("The back end does not answer") for warning in gone["warnings"])
+    assert gone["verdict"]["code"] == 2 and "backend_down" in [reason["kind"] for reason in gone["verdict"]["reasons"]]
     assert "NOT reachable" in format_status(gone)
 
 
