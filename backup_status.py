@@ -1,43 +1,47 @@
-"""Show on one screen whether the shop's data is protected: back end, services, backups, warnings.
+"""Say whether the shop's data is protected, why not, and the one command that fixes each reason.
 
-usage: backup_status.py [--json | --test-alert]   (exit 0: protected, 1: not protected, 2: bad settings)
+usage: backup_status.py [--json | --test-alert]   (exit 0 PROTECTED, 1 WARNING, 2 NOT PROTECTED, 3 UNKNOWN)
        --test-alert: a test to every alert URL, e.g. "ntfy (3f2a): delivered"; exit 0 when each delivered
+cron:  */10 * * * * cd /opt/sleepguard && .venv/bin/python backup_status.py >/dev/null || .venv/bin/python backup_status.py
 
 $ python3 backup_status.py
-back end     https://babs10.onrender.com  reachable, healthy, 212 ms
-last backup  data_backup.json: 3 users, 40 customers, 52 orders, checksum ok
-PROTECTED
+PROTECTED (checked 13:58 CET)
+  the services run, the backup is fresh and the back end holds its data
 """
 import argparse
 import json
 import sys
 
-from sleepguard.alert_sender import test_alert_report
 from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.status import collect_status, format_status
+from sleepguard.verdict import UNKNOWN
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    # Bad arguments are UNKNOWN (3), not argparse's 2, which monitoring reads as NOT PROTECTED.
+    parser.error = lambda message: parser.exit(UNKNOWN, f"{parser.prog}: error: {message}\n")
     shown = parser.add_mutually_exclusive_group()
-    shown.add_argument("--json", action="store_true", help="print the status as JSON, for scripts")
+    shown.add_argument("--json", action="store_true", help="print the status and its verdict as JSON, for scripts")
     shown.add_argument("--test-alert", action="store_true", help="send a test message to every alert URL")
     args = parser.parse_args()
     try:
-        # No line on stderr (cron mails any): the screen's "(demo)" says the demo is used.
+        # No line on stderr unless the status cannot be computed (cron mails any): the screen says "(demo)".
         settings = load_settings_in_use(quiet=True)
-        setup_command_logging()
+        setup_command_logging("ERROR")
         if args.test_alert:
+            from sleepguard.alert_sender import test_alert_report  # apprise, only for this one-shot check
             lines, delivered = test_alert_report(settings)
             print("\n".join(lines))
             return 0 if delivered else 1
         status = collect_status(settings)
     except EXPECTED as exc:
-        parser.exit(*error_exit(parser.prog, exc))
+        code, line = error_exit(parser.prog, exc)
+        parser.exit(code if isinstance(exc, KeyboardInterrupt) or args.test_alert else UNKNOWN, line)
     print(json.dumps(status, indent=2, ensure_ascii=False) if args.json else format_status(status))
-    return 0 if status["protected"] else 1
+    return status["verdict"]["code"]
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Take one backup of the back end now, list the backups kept, or check and key the off-site copies.
 
-usage: manual_backup.py [--list] [--accept-shrink] [--offsite-check] [--offsite-keygen [FILE]]
+usage: manual_backup.py [--list] [--accept-shrink | --accept-current] [--offsite-check] [--offsite-keygen [FILE]]
        (exit 0: good or unchanged, 1: held or failed or no good off-site copy, 2: error)
 $ python3 manual_backup.py
 backup good: 3 users, 40 customers, 52 orders in 0.84 s → backup-20261129T015105.123456Z-1a2b3c4d.json (first)
@@ -24,6 +24,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", dest="list_only", action="store_true", help="list every backup file with its checksum check")
     parser.add_argument("--accept-shrink", action="store_true", help="promote this read despite a large drop")
+    parser.add_argument("--accept-current", action="store_true",
+                        help="adopt the back end as it is (one the backup does not know): a new good backup of it")
     parser.add_argument("--offsite-check", action="store_true", help="download, decrypt and verify every off-site copy")
     parser.add_argument("--offsite-keygen", nargs="?", const="", metavar="FILE",
                         help="write a new age identity file (default OFFSITE_IDENTITY_FILE) and print its public key")

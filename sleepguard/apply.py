@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .exceptions import BackendError, BackendRejected
-from .pins import (forget_restored_pins, load_pins_file, new_random_pin, read_restored_pins, record_restored_pins,
-                   restored_pins_path)
+from .pins import (forget_restored_pins, load_pins_file, new_random_pin, pins_or_why_not, read_restored_pins,
+                   record_restored_pins, restored_pins_path)
 from .restore_lock import RestoreLock, refuse_if_running
 from .plan import (PIN_FROM_RESTORED, PIN_NEW_RANDOM, PINS_TO_HAND_OUT, UserToCreate, customer_label,
                    plan_restore, plan_snapshot_restore, verify_restore)
@@ -50,6 +50,7 @@ class RestoreReport:
     dry_run: bool = False
     aborted: bool = False
     interrupted: bool = False
+    pins_file_problem: str = ""  # why the PIN file was not used: its users got new random PINs instead
 
     @property
     def complete(self):
@@ -232,16 +233,31 @@ def restore_snapshot(client, backup):
     return client.put_admin_state(backup.to_admin_state())
 
 
-def restore_now(settings, backup, client, *, current=None, dry_run=False, confirm=None, stopping=None):
+def _pins(settings, without_bad_pins_file):
+    """The PIN file's PINs and why it was not used; a bad one raises unless the restore goes on without it."""
+    if not without_bad_pins_file:
+        return load_pins_file(settings.pins_file), ""
+    # A PINS_FILE other than the default was named by the owner: that one missing is a problem too.
+    named = Path(settings.pins_file) != Path(settings.data_dir) / "pins.json"
+    pins, problem = pins_or_why_not(settings.pins_file, must_exist=named)
+    if problem:
+        log.warning("restoring without the PIN file, new random PINs instead: %s", problem)
+    return pins, problem
+
+
+def restore_now(settings, backup, client, *, current=None, dry_run=False, confirm=None, stopping=None,
+                without_bad_pins_file=False):
     """Plan from current (read now when not given), apply unless dry run, declined or stopped, re-read and verify.
 
     The back end is read at most twice: the read the plan rests on, then the verifying read.
+    without_bad_pins_file (the restore service): a loose, missing or malformed PIN file never holds a restore
+    up; it is not read, its users get new random PINs, and the report says why (pins_file_problem).
     """
     snapshot_mode = settings.backend_mode == "snapshot"
     if not dry_run:
         # Before any read: a second restore beside a running one would only race it.
         refuse_if_running(settings.data_dir)
-    pins = {} if snapshot_mode else load_pins_file(settings.pins_file)
+    pins, pins_problem = ({}, "") if snapshot_mode else _pins(settings, without_bad_pins_file)
     restored_pins = {} if snapshot_mode else read_restored_pins(settings.data_dir)
     if current is None:
         current = client.read_snapshot()
@@ -256,7 +272,7 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
     if plan.left_out:
         log.warning("%d money fields the backup holds as null are left out: %s", len(plan.left_out),
                     ", ".join(f"{customer_label(item.owner_email, item.name)} {item.field}" for item in plan.left_out))
-    report = RestoreReport(plan=plan, dry_run=dry_run)
+    report = RestoreReport(plan=plan, dry_run=dry_run, pins_file_problem=pins_problem)
     if dry_run or plan.empty:
         report.missing = verify_restore(backup, current)
         return report

@@ -3,11 +3,12 @@
 Every RESTORE_CHECK_INTERVAL, and at once when woken (SIGUSR1 from the keep-alive or the
 backup service), it reads the back end and judges the read against the newest good backup.
 Only a "wipe" verdict is restored; an unreachable or garbled back end is "unknown" and left
-alone, a large drop is held for the owner. After a complete, verified restore it asks the
+alone, a large drop is held for the owner, and a "foreign" back end (data the backup does not
+know, another back end, a legacy backup) is never written to: the owner decides. After a complete, verified restore it asks the
 backup service for a fresh backup. A restore that fails backs off: 1, 2, 4 ... checks skipped.
 While another restore of DATA_DIR runs (restore_simple.py), the check is skipped: a second
 restore beside it would race it.
-Outcomes in the state file: ok | unknown | held | no_backup | restored | restore_failed | backing_off |
+Outcomes in the state file: ok | unknown | held | foreign | no_backup | restored | restore_failed | backing_off |
 restore_running.
 """
 
@@ -28,8 +29,10 @@ from .snapshot import utc_now_iso
 from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .takeover import Takeover
+from .urls import without_credentials
 from .wipe import judge_read
-from .wording import first_owner_back, plan_warnings, restore_counts, restored_line
+from .wording import (ACCEPT_CURRENT_HINT, ACCEPT_SHRINK_HINT, RESTORE_INTO_HINT, first_owner_back, plan_warnings,
+                      restore_counts, restored_line)
 
 log = logging.getLogger(__name__)
 
@@ -53,14 +56,14 @@ class AutoRestore:
         self.client = client  # one pooled session for every check and restore of the service's life
         self.failures_in_a_row = 0
         self.checks_to_skip = 0
-        self.figures = RestoreFigures()
+        self.figures = RestoreFigures(backend_url=without_credentials(settings.backend_url) or None)
         self.takeover = Takeover(settings)
 
     def answer(self, outcome, summary):
         """The run_once result: outcome, summary and every figure, back-off included."""
         self.figures.restore_failures_in_a_row, self.figures.checks_to_skip = self.failures_in_a_row, self.checks_to_skip
         return Iteration(outcome, summary, dataclasses.replace(self.figures, users_needing_pin=list(
-            self.figures.users_needing_pin)))
+            self.figures.users_needing_pin)), warn=outcome == "foreign")
 
     def run_once(self, context):
         waiting = self.takeover.step(context.stopping)
@@ -82,21 +85,28 @@ class AutoRestore:
             current = self.client.read_snapshot()
         except BackendError as exc:
             self.figures.unknown_reads += 1
-            self.figures.last_verdict = "unknown"
+            self.figures.last_verdict, self.figures.last_reason = "unknown", str(exc)
             return self.answer("unknown", f"back end state unknown: {exc}; no restore")
         backup = BackupStore(self.settings).latest_good_backup()
         if backup is None:
             self.figures.last_verdict = None
             return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
-        judgement = judge_read(current, backup, self.settings.large_drop_fraction)
-        self.figures.last_verdict = judgement.verdict
+        judgement = judge_read(current, backup, self.settings.large_drop_fraction,
+                               backend_url=self.settings.backend_url)
+        self.record_check(judgement)
         if judgement.verdict == "wipe":
             return self.restore(context, backup, current, judgement.reason)
         counts = current.counts()
         if judgement.verdict == "large_drop":
             self.figures.large_drops_held += 1
             return self.answer("held", f"large drop held for the owner, not restored: {judgement.reason} "
-                                       "(accept it with manual_backup.py --accept-shrink)")
+                                       f"(accept it with {ACCEPT_SHRINK_HINT})")
+        if judgement.verdict == "foreign":
+            # Nothing is written into a back end the backup never saw holding its data: the owner decides.
+            self.figures.foreign_held += 1
+            return self.answer("foreign", f"not restored, the back end is not the backup's: {judgement.reason}; "
+                                          f"keep it as it is with {ACCEPT_CURRENT_HINT}, or restore into it with "
+                                          f"{RESTORE_INTO_HINT}")
         after_all = ""
         if self.figures.last_restore_complete is False and judgement.verdict in ("unchanged", "changed"):
             # A restore counted failed when only its verifying read went wrong (a 502 at that instant):
@@ -109,13 +119,22 @@ class AutoRestore:
         return self.answer("ok", f"no wipe ({judgement.verdict}): the back end holds {counts['users']} users, "
                                  f"{counts['customers']} customers{after_all}")
 
+    def record_check(self, judgement):
+        """What this check found, as the verdict reads it from the state file."""
+        figures = self.figures
+        figures.last_verdict, figures.last_reason = judgement.verdict, judgement.reason
+        figures.missing_users, figures.emptied_owners = list(judgement.missing_users), list(judgement.emptied_owners)
+        figures.missing_customers = [list(key) for key in judgement.missing_customers]
+
     def restore(self, context, backup, current, reason):
         """Restore from the newest good backup, planned on the read that found the wipe; verify, report."""
         self.figures.wipes_seen += 1
         log.warning("wipe detected: %s; restoring from %s", reason, backup.meta.get("path"))
         started = time.monotonic()
         try:
-            report = restore_now(self.settings, backup, client=self.client, current=current, stopping=context.stopping)
+            # The PIN file never holds a restore up: when it may not be used, restored users get new random PINs.
+            report = restore_now(self.settings, backup, client=self.client, current=current,
+                                 stopping=context.stopping, without_bad_pins_file=True)
         except RestoreRunning as exc:
             # restore_simple.py started between the look at the top of run_once and here: not a failure of ours.
             return self.answer("restore_running", f"{exc}: check skipped")
@@ -126,7 +145,10 @@ class AutoRestore:
             f"restore: nothing to create in {time.monotonic() - started:.1f} s"
         needing_pin = result.pins_to_hand_out if result is not None else []
         self.figures.last_restore_at, self.figures.users_needing_pin = utc_now_iso(), needing_pin
+        self.figures.pins_file_problem = report.pins_file_problem or None
         pin_note = f"; {len(needing_pin)} users need their new PIN: {_some(needing_pin)}" if needing_pin else ""
+        if report.pins_file_problem:
+            pin_note += f" (the PIN file was not used: {report.pins_file_problem})"
         # Who is back first, and what the owner must check: PIN keys matched up to case, money fields left out.
         pin_note += "".join(f"; {line}" for line in [first_owner_back(result), *plan_warnings(report.plan)] if line)
         if not report.complete:

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 DEFAULT_IDENTITY_NAME = "offsite_identity.txt"
 
 
-def backup_now(settings, accept_shrink=False):
+def backup_now(settings, accept_shrink=False, accept_current=False):
     """One backup; a new good one is queued off-site and the uploader started, not waited for. Exit 0 good/unchanged.
 
     On a new machine the off-site copy is taken over first, as the services do: an empty read is never the first.
@@ -26,7 +26,7 @@ def backup_now(settings, accept_shrink=False):
     if needed(settings):
         log.info("%s", take_over(settings))
     with BackendClient(settings) as client:
-        outcome = take_backup(settings, client, accept_shrink=accept_shrink)
+        outcome = take_backup(settings, client, accept_shrink=accept_shrink, accept_current=accept_current)
     note = offsite_not_queued(Shipper(settings).ship(outcome.path)) if outcome.kind == "good" else ""
     return describe(outcome) + note, 0 if outcome.kind in ("good", "unchanged") else 1
 
@@ -45,7 +45,8 @@ def new_identity(settings, path=""):
     return describe_new_identity(path, keygen(path)), 0
 
 
-def run(settings, list_only=False, accept_shrink=False, offsite_check=False, offsite_keygen=None):
+def run(settings, list_only=False, accept_shrink=False, accept_current=False, offsite_check=False,
+        offsite_keygen=None):
     """The one job the flags ask for: (text, exit code)."""
     if list_only:
         return format_backup_list(BackupStore(settings).list_backups()), 0
@@ -53,4 +54,4 @@ def run(settings, list_only=False, accept_shrink=False, offsite_check=False, off
         return new_identity(settings, offsite_keygen)
     if offsite_check:
         return check_offsite(settings)
-    return backup_now(settings, accept_shrink)
+    return backup_now(settings, accept_shrink, accept_current)

@@ -94,6 +94,34 @@ def load_pins_file(path):
     return _in_stored_form(_check_pin_map(pins, path, "PIN file"), path, "PIN file")
 
 
+def pins_or_why_not(path, must_exist=False):
+    """({email: PIN}, '') from the owner's PIN file, or ({}, why) when it may not be used: a restore goes on without it.
+
+    A file open to others is refused before a byte of it is read; must_exist: the owner named it, so missing is a problem.
+    """
+    if must_exist and not Path(path).exists():
+        return {}, f"PIN file {path} does not exist"
+    try:
+        return load_pins_file(path), ""
+    except PinFileError as exc:
+        return {}, str(exc)
+
+
+def hand_out_done(data_dir, emails=()):
+    """The owner handed these users their new PIN (all waiting when none named): remove them; return who was removed.
+
+    A named user with no PIN waiting is a PinFileError naming them, and nothing is removed.
+    """
+    waiting = read_restored_pins(data_dir)
+    unknown = sorted(set(emails) - set(waiting))
+    if unknown:
+        raise PinFileError(f"no new PIN is waiting for {', '.join(unknown)} in {restored_pins_path(data_dir)}; "
+                           f"waiting: {', '.join(sorted(waiting)) or 'nobody'}")
+    done = sorted(set(emails) or waiting)
+    forget_restored_pins(data_dir, done)
+    return done
+
+
 def new_random_pin(length=6):
     """A fresh PIN of random digits from `secrets`; all-same or straight-run PINs are drawn again."""
     if length < MIN_PIN_LENGTH:

@@ -4,6 +4,7 @@ import io
 import ipaddress
 import os
 import re
+import stat
 from dataclasses import dataclass, fields
 from pathlib import Path
 from urllib.parse import urlparse
@@ -239,12 +240,24 @@ def is_loopback_url(url):
 
 # A .env is a few dozen lines; anything this large is another file named by mistake.
 MAX_ENV_FILE_BYTES = 1024 * 1024
+# Names whose value in a .env is a secret: such a .env must be closed to others, as the PIN file is.
+ENV_FILE_SECRETS = ("API_TOKEN", "ALERT_URLS", "HEARTBEAT_URL", "AWS_SECRET_ACCESS_KEY")
+
+
+def _refuse_open_env_file(env_file, mode, values):
+    """A .env that holds a secret and that others may read or change is refused, naming the fix."""
+    held = [name for name in ENV_FILE_SECRETS if (values.get(name) or "").strip()]
+    if held and mode & 0o077:
+        raise SettingsError(f"settings file {env_file} holds {held[0]} but others may read or change it "
+                            f"(mode {mode:04o}): chmod 600 {env_file}")
 
 
 def _read_env_file(env_file, named):
     """The settings in env_file; a missing file is {} only when nobody named it (the default .env)."""
     try:
         with open(env_file, "rb") as handle:
+            # The mode of the file read, not of whatever the name points at a moment later.
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
             # Bounded: ENV_FILE=/dev/zero, or a backup named by mistake, must not eat the memory.
             data = handle.read(MAX_ENV_FILE_BYTES + 1)
         if len(data) > MAX_ENV_FILE_BYTES:
@@ -266,7 +279,9 @@ def _read_env_file(env_file, named):
     except OSError as exc:
         raise SettingsError(f"settings file {env_file} cannot be read ({exc.strerror}): "
                             f"check its permissions") from None
-    return dotenv_values(stream=io.StringIO(text))
+    values = dotenv_values(stream=io.StringIO(text))
+    _refuse_open_env_file(env_file, mode, values)
+    return values
 
 
 def _refuse_fast_loops_against_a_remote_host(values):

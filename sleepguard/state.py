@@ -78,6 +78,14 @@ class RestoreFigures:
     last_restore_summary: str | None = None
     users_needing_pin: list = field(default_factory=list)
     fresh_backup_asked: int = 0
+    # What the last check found, for the verdict: its reason and what the backup's data lacked on the back end.
+    last_reason: str | None = None
+    missing_users: list = field(default_factory=list)
+    missing_customers: list = field(default_factory=list)
+    emptied_owners: list = field(default_factory=list)
+    foreign_held: int = 0
+    backend_url: str | None = None  # the back end this service watches, without credentials
+    pins_file_problem: str | None = None  # why the last restore did not take PINs from the PIN file
 
 
 # The figures type of each service; any other service (a test's) keeps its figures as a plain dict.

@@ -1,9 +1,9 @@
 """The status screen: is the shop's data protected right now, and if not, why.
 
-collect_status() gathers everything as a JSON-ready dict (for `backup_status.py --json`),
-format_status() turns it into one screen. Protected means: all three services run and the
-last good backup was verified within three BACKUP_INTERVALs. Neither ever holds the API
-token or a PIN: restored users are named by e-mail only.
+collect_status() gathers the facts as a JSON-ready dict (for `backup_status.py --json`) with the
+verdict that verdict.judge gives them; format_status() turns it into one screen: the verdict,
+its reasons each with its fix, then the details. It talks about the back end the services watch.
+Neither ever holds the API token or a PIN: restored users are named by e-mail only.
 """
 
 import dataclasses
@@ -11,20 +11,21 @@ import os
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
-from .wording import size_text
 from .client import BackendClient
 from .exceptions import BackendError, PinFileError
 from .offsite import is_configured
 from .offsite_queue import offsite_status
-from .pins import RESTORED_PINS_NAME, pending_pins
+from .pins import pending_pins, restored_pins_path
 from .processes import check_service, running_demo_url
 from .restore_lock import running_restore
 from .services import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICES, log_path
 from .snapshot import parse_utc_time
 from .state import as_json, last_figures, read_state
 from .store import BackupStore
+from .urls import same_backend, without_credentials
+from .verdict import PROTECTED, judge
+from .wording import reason_sentence, status_screen
 
 STALE_AFTER_INTERVALS = 3
 HEALTH_CONNECT_TIMEOUT = 3.0
@@ -33,13 +34,6 @@ HEALTH_READ_TIMEOUT = 5.0
 
 def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z") if moment else None
-
-
-def _shown_url(url: str) -> str:
-    """The URL without any user:password part, which may hold a secret."""
-    parts = urlsplit(url)
-    host = parts.netloc.rpartition("@")[2]
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
 
 
 def _scrub(value, secret: str):
@@ -77,20 +71,34 @@ def _service_status(data_dir: Path, service, now: float, state) -> dict:
     }
 
 
-def _backend_status(settings, data_dir: Path, states: dict, health=None) -> dict:
-    """The back end: which URL, whether one quick health call gets an answer, the last restart seen.
-
-    health=(body, latency, error) is an answer the caller just had (the keep-alive's ping): no call then.
-    """
+def _watched_url(settings, data_dir: Path, restore_state) -> tuple[str, str | None]:
+    """(URL, where it comes from) of the back end the services watch: what the running restore service
+    recorded when it differs from the settings (a demo started beside another BACKEND_URL), else the settings'."""
     url, source = settings.backend_url, "BACKEND_URL"
     demo_url = running_demo_url(data_dir)
     if not url or url == demo_url:
         url, source = demo_url or "", "demo"
+    recorded = last_figures(restore_state, AUTO_RESTORE.name).backend_url
+    running = check_service(data_dir, AUTO_RESTORE.name).state == "running"
+    if running and recorded and not same_backend(recorded, url):
+        demo = running_demo_url(data_dir)
+        return recorded, "demo" if demo and same_backend(demo, recorded) else "services"
+    return url, source if url else None
+
+
+def _backend_status(settings, data_dir: Path, states: dict, health=None) -> dict:
+    """The back end the services watch: which URL, whether one quick health call gets an answer, the last restart.
+
+    health=(body, latency, error) is an answer the caller just had (the keep-alive's ping): no call then.
+    """
+    url, source = _watched_url(settings, data_dir, states[AUTO_RESTORE.name])
     pinged = last_figures(states[KEEP_ALIVE.name], KEEP_ALIVE.name)
     backups = last_figures(states[AUTO_BACKUP.name], AUTO_BACKUP.name)
     # The keep-alive sees a restart as a failure then an answer, the backup service as a trigger count reset.
     restarts = [pinged.last_restart_seen_at, backups.last_restart_seen_at]
-    backend = {"configured": bool(url), "url": _shown_url(url) if url else "", "source": source if url else None,
+    settings_url = without_credentials(settings.backend_url)
+    backend = {"configured": bool(url), "url": without_credentials(url) if url else "", "source": source,
+               "settings_url": settings_url if settings_url and not same_backend(settings_url, url) else None,
                "mode": settings.backend_mode, "reachable": None, "latency_seconds": None, "health": None,
                "error": None, "last_restart_seen": max(filter(None, restarts), default=None),
                "keep_alive_latency_seconds": pinged.latency_seconds}
@@ -138,8 +146,8 @@ def _backup_status(settings, now: datetime) -> tuple[dict | None, dict, list]:
     suspect_files, suspect_bytes = _folder_size(store.suspect_dir)
     history = {"folder": str(store.history_dir), "files": files, "bytes": size,
                "suspect_files": suspect_files, "suspect_bytes": suspect_bytes}
-    suspects = [{"created_at": _iso(entry.created_at), "counts": entry.counts, "file": entry.path.name}
-                for entry in store.held_suspects()]
+    suspects = [{"created_at": _iso(entry.created_at), "counts": entry.counts, "file": entry.path.name,
+                 "verdict": entry.verdict} for entry in store.held_suspects()]
     good = store.latest_good_backup()
     if good is None:
         return None, history, suspects
@@ -152,9 +160,10 @@ def _backup_status(settings, now: datetime) -> tuple[dict | None, dict, list]:
         verified = max(created, touched) if created else touched
     age = (now - verified).total_seconds() if verified else None
     limit = STALE_AFTER_INTERVALS * settings.backup_interval
+    legacy = good.meta.get("mode") == "legacy"
     backup = {"path": str(path), "file": path.name, "created_at": _iso(created), "verified_at": _iso(verified),
               "age_seconds": round(age, 1) if age is not None else None, "fresh": age is not None and age <= limit,
-              "fresh_limit_seconds": limit, "counts": good.counts(), "checksum_ok": True,
+              "fresh_limit_seconds": limit, "counts": good.counts(), "checksum_ok": not legacy, "legacy": legacy,
               "latest_file_ok": path == store.latest_path}
     return backup, history, suspects
 
@@ -166,177 +175,83 @@ def _last_restore(restore_state) -> dict:
             "complete": figures.last_restore_complete, "users_needing_pin": figures.users_needing_pin or []}
 
 
-def _restore_running(data_dir: Path) -> dict:
-    """{"running": False}, or the figures of the restore running now (users done of total, its PID)."""
+def _last_backup(backup_state) -> dict:
+    """What the backup service's last backup was, for the verdict: its kind and why."""
+    figures = last_figures(backup_state, AUTO_BACKUP.name)
+    failing = figures.last_backup_kind == "failed"
+    return {"kind": figures.last_backup_kind, "at": figures.last_backup_at,
+            "why": figures.status_error if failing and figures.status_error else figures.last_backup_summary,
+            "failures_in_a_row": 1 if failing else 0}
+
+
+def _last_check(restore_state) -> dict:
+    """What the restore service's latest check of the back end found, in the verdict's terms."""
+    figures = last_figures(restore_state, AUTO_RESTORE.name)
+    verdict, outcome = figures.last_verdict, restore_state.last_outcome if restore_state else None
+    if verdict == "wipe" and outcome == "restored":
+        verdict = "restored"  # the verifying read found every record of the backup back
+    elif verdict == "wipe" and figures.last_restore_complete is False and outcome in ("restore_failed",
+                                                                                      "backing_off"):
+        verdict = "restore_failed"
+    return {"verdict": verdict, "at": figures.last_check_at, "reason": figures.last_reason,
+            "missing_users": figures.missing_users, "missing_customers": figures.missing_customers,
+            "emptied_owners": figures.emptied_owners}
+
+
+def _pins(settings, data_dir: Path, restore_state) -> dict:
+    """The new PINs waiting to be handed out, and why the PIN file was not used for them, if it was not."""
+    try:
+        waiting, problem = pending_pins(data_dir), None
+    except PinFileError as exc:
+        waiting, problem = [], f"{exc}"
+    refused = last_figures(restore_state, AUTO_RESTORE.name).pins_file_problem
+    # The PIN file's trouble matters while users wait for the new PINs it caused; handed out, it is done.
+    return {"pins_to_hand_out": waiting, "pins_problem": problem,
+            "pins_file_problem": refused if waiting and refused else None,
+            "pins_path": str(restored_pins_path(data_dir)), "pins_file": str(settings.pins_file)}
+
+
+def _restore(data_dir: Path, last_restore: dict) -> dict:
+    """A restore running now, any process's (the service's or restore_simple.py), with how far it got; else how
+    the last one ended."""
     running = running_restore(data_dir)
-    if running is None:
-        return {"running": False}
-    return {key: running[key] for key in ("running", "users_done", "users_total", "pid")}
-
-
-def _warnings(status: dict) -> list[str]:
-    """Everything the owner should act on, most urgent first."""
-    warnings = []
-    backup = status["last_good_backup"]
-    if backup is None:
-        warnings.append("no backup yet: nothing is protected")
-    elif not backup["fresh"]:
-        warnings.append(f"the last good backup was verified {_ago(backup['age_seconds'])} ago, more than "
-                        f"{STALE_AFTER_INTERVALS} × BACKUP_INTERVAL ({_ago(backup['fresh_limit_seconds'])}): "
-                        "see the backup service's log")
-    if backup is not None and not backup["latest_file_ok"]:
-        warnings.append(f"data_backup.json is missing or fails its checksum; the newest good copy is {backup['file']} "
-                        "(see manual_backup.py --list)")
-    for service in status["services"]:
-        if service["state"] == "stale":
-            warnings.append(f"{service['service']} is not running (stale PID file: {service['reason']})")
-        elif service["state"] != "running":
-            warnings.append(f"{service['service']} is not running")
-    if status["suspects_held"]:
-        newest = status["suspects_held"][0]
-        warnings.append(f"{len(status['suspects_held'])} suspect read(s) held aside since the last good backup "
-                        f"(newest {newest['file']}): if the owner deleted that data on purpose, run "
-                        "python3 manual_backup.py --accept-shrink")
-    if status["pins_to_hand_out"]:
-        warnings.append(f"new PINs to hand out to {', '.join(status['pins_to_hand_out'])} "
-                        f"(in {RESTORED_PINS_NAME}, readable by you only)")
-    if status["pins_problem"]:
-        warnings.append(status["pins_problem"])
-    backend = status["backend"]
-    if not backend["configured"]:
-        warnings.append("BACKEND_URL is not set: put it in .env, or try python3 start_all_super_services.py --demo")
-    elif backend["reachable"] is False:
-        warnings.append(f"the back end did not answer: {backend['error']}")
-    return warnings
+    if running is not None:
+        return {key: running[key] for key in ("running", "users_done", "users_total", "pid")}
+    return {"running": False, "complete": last_restore["complete"], "what": last_restore["what"]}
 
 
 def collect_status(settings, health=None) -> dict:
-    """Gather the whole status as a JSON-ready dict; reads files and makes one health call (none given health)."""
+    """Gather the whole status as a JSON-ready dict with its verdict; reads files and makes one health call
+    (none when health, the caller's own answer, is given)."""
     data_dir = Path(settings.data_dir)
     now = datetime.now(timezone.utc)
     states = {service.name: read_state(data_dir, service.name) for service in SERVICES}
     services = [_service_status(data_dir, service, time.time(), states[service.name]) for service in SERVICES]
     backup, history, suspects = _backup_status(settings, now)
-    try:
-        pins, pins_problem = pending_pins(data_dir), None
-    except PinFileError as exc:
-        pins, pins_problem = [], f"cannot read the restored PINs: {exc}"
+    last_restore = _last_restore(states[AUTO_RESTORE.name])
     status = {
         "checked_at": _iso(now),
         "data_dir": str(data_dir),
         "backend": _backend_status(settings, data_dir, states, health),
         "services": services,
         "last_good_backup": backup,
+        "last_backup": _last_backup(states[AUTO_BACKUP.name]),
+        "last_check": _last_check(states[AUTO_RESTORE.name]),
+        "restore": _restore(data_dir, last_restore),
         "history": history,
         "suspects_held": suspects,
-        "last_restore": _last_restore(states[AUTO_RESTORE.name]),
-        # A restore running now, any process's (the service's or restore_simple.py): how far it got.
-        "restore": _restore_running(data_dir),
-        "pins_to_hand_out": pins,
-        "pins_problem": pins_problem,
+        "last_restore": last_restore,
+        **_pins(settings, data_dir, states[AUTO_RESTORE.name]),
         # Read from local files only: the uploader's record and its queue (no S3 client here).
         "offsite": offsite_status(settings) if is_configured(settings) else None,
     }
-    status["warnings"] = _warnings(status)
-    status["protected"] = (all(service["state"] == "running" for service in services)
-                           and backup is not None and backup["fresh"])
+    verdict = judge(status)
+    status["verdict"] = verdict.to_json()
+    status["warnings"] = [reason_sentence(reason) for reason in verdict.reasons]
+    status["protected"] = verdict.code == PROTECTED
     return _scrub(status, settings.api_token)
 
 
-# --- the screen ---
-
-def _ago(seconds) -> str:
-    """A duration in words a person reads at a glance: 42 s, 5 min, 3 h 4 min, 2 d 3 h."""
-    if seconds is None:
-        return "?"
-    seconds = max(0, int(seconds))
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes, hours, days = seconds // 60, seconds // 3600, seconds // 86400
-    if hours < 2:
-        return f"{minutes} min"
-    if days < 2:
-        return f"{hours} h {minutes % 60} min"
-    return f"{days} d {hours % 24} h"
-
-
-def _when(text, now: datetime) -> str:
-    """An ISO time from a file, as 'YYYY-MM-DD HH:MM:SS UTC (42 s ago)'."""
-    moment = parse_utc_time(text)
-    if moment is None:
-        return "never"
-    return f"{moment.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC ({_ago((now - moment).total_seconds())} ago)"
-
-
-def _counts_text(counts) -> str:
-    counts = counts or {}
-    return (f"{counts.get('users', '?')} users, {counts.get('customers', '?')} customers, "
-            f"{counts.get('orders', '?')} orders")
-
-
-def _backend_lines(backend: dict, now: datetime) -> list[str]:
-    if not backend["configured"]:
-        return ["back end     not configured (BACKEND_URL is not set)"]
-    where = backend["url"] + (" (demo)" if backend["source"] == "demo" else "")
-    if backend["reachable"]:
-        answer = f"reachable, {backend['health']}, {backend['latency_seconds'] * 1000:.0f} ms"
-    else:
-        answer = f"NOT reachable: {backend['error']}"
-    lines = [f"back end     {where}  {answer}"]
-    if backend["last_restart_seen"]:
-        lines.append(f"             last restart seen {_when(backend['last_restart_seen'], now)}")
-    return lines
-
-
-def _service_lines(services: list[dict], now: datetime) -> list[str]:
-    width = max(len(service["service"]) for service in services)
-    lines = ["services"]
-    for service in services:
-        if service["state"] == "running":
-            state = f"running  PID {service['pid']}, up {_ago(service['uptime_seconds'])}"
-        elif service["state"] == "stale":
-            state = f"STALE PID file: {service['reason']}"
-        else:
-            state = "STOPPED"
-        lines.append(f"  {service['service'].ljust(width)}  {state}")
-        if service["last_run_at"]:
-            lines.append(f"  {'':{width}}  last run {_when(service['last_run_at'], now)}: "
-                         f"{service['last_outcome']}, {service['last_summary']}")
-    return lines
-
-
-def _backup_lines(status: dict, now: datetime) -> list[str]:
-    backup, history = status["last_good_backup"], status["history"]
-    if backup is None:
-        lines = ["last backup  no backup yet"]
-    else:
-        lines = [f"last backup  {backup['file']}: {_counts_text(backup['counts'])}, checksum ok",
-                 f"             created {_when(backup['created_at'], now)}, "
-                 f"verified {_when(backup['verified_at'], now)}"]
-    lines.append(f"history      {history['files']} files, {size_text(history['bytes'])} in {history['folder']}"
-                 + (f"; {history['suspect_files']} suspect reads kept aside" if history["suspect_files"] else ""))
-    running = status.get("restore") or {}
-    if running.get("running"):
-        lines.append(f"restoring    {running['users_done']} of {running['users_total']} users (PID {running['pid']})")
-    restore = status["last_restore"]
-    if restore["at"] or restore["what"]:
-        lines.append(f"last restore {_when(restore['at'], now)}: {restore['what']}")
-    else:
-        lines.append("last restore none recorded")
-    return lines
-
-
 def format_status(status: dict) -> str:
-    """The status as one screen of text."""
-    now = parse_utc_time(status["checked_at"]) or datetime.now(timezone.utc)
-    lines = [f"sleepguard status at {now:%Y-%m-%d %H:%M:%S} UTC, DATA_DIR {status['data_dir']}"]
-    lines += _backend_lines(status["backend"], now)
-    lines += _service_lines(status["services"], now)
-    lines += _backup_lines(status, now)
-    if status.get("offsite"):
-        lines.append(f"{status['offsite']['text']} (recipient {status['offsite']['recipient_fingerprint']})")
-    if status["warnings"]:
-        lines.append("warnings")
-        lines += [f"  ! {warning}" for warning in status["warnings"]]
-    lines.append("PROTECTED" if status["protected"] else "NOT PROTECTED")
-    return "\n".join(lines)
+    """The status as one screen of text: the verdict, its reasons with their fixes, then the details."""
+    return status_screen(status)

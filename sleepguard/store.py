@@ -66,6 +66,8 @@ class BackupEntry:
     size: int
     counts: dict | None
     error: str = ""
+    legacy: bool = False  # a file of the earlier scripts: it verifies as far as it can, but has no checksum
+    verdict: str | None = None  # a suspect's: why it was held (large_drop, wipe, foreign)
 
     @property
     def ok(self):
@@ -227,7 +229,9 @@ def _entry(path, kind):
     else:  # not a name of ours (a legacy or damaged file): its own time, else when it was written
         created = (snapshot and parse_utc_time(snapshot.meta.get("created_at"))) \
             or datetime.fromtimestamp(path.stat().st_mtime, timezone.utc)
-    return BackupEntry(path, kind, created, size, snapshot.counts() if snapshot else None, error)
+    meta = snapshot.meta if snapshot else {}
+    return BackupEntry(path, kind, created, size, snapshot.counts() if snapshot else None, error,
+                       legacy=meta.get("mode") == "legacy", verdict=meta.get("verdict"))
 
 
 # A writer holds the store lock for milliseconds; a stopped one (SIGSTOP, a hung disk) must not hang a reader.

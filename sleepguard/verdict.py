@@ -105,11 +105,12 @@ def _held(status):
 def _pins(status):
     waiting = status.get("pins_to_hand_out") or []
     if waiting:
-        yield Reason(WARNING, "pins_to_hand_out", {"users": list(waiting)})
+        yield Reason(WARNING, "pins_to_hand_out", {"users": list(waiting), "file": status.get("pins_path")})
     if status.get("pins_problem"):
-        yield Reason(WARNING, "pins_unreadable", {"why": status["pins_problem"]})
+        yield Reason(WARNING, "pins_unreadable", {"why": status["pins_problem"], "file": status.get("pins_path")})
     if status.get("pins_file_problem"):
-        yield Reason(WARNING, "pins_file_refused", {"why": status["pins_file_problem"]})
+        yield Reason(WARNING, "pins_file_refused", {"why": status["pins_file_problem"], "users": len(waiting),
+                                                       "file": status.get("pins_file")})
 
 
 def _offsite(status):

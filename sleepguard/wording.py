@@ -1,13 +1,18 @@
-"""Every sentence a person reads about a restore plan, a restore report, a backup and the backups kept.
+"""Every sentence a person reads about a restore plan, a restore report, a backup, the backups kept and the verdict.
 
 The commands print these, the status screen and the alerts show them; this is also the one module
 of the library that names command-line flags, in the hints that say which command fixes what.
 """
 
+import textwrap
+from datetime import datetime, timezone
+
+from .masking import mask_email
+from .pins import RESTORED_PINS_NAME
 from .plan import (MISSING_UNOWNED, NO_OWNER_SEVERAL_USERS, OWNER_NOT_IN_BACKUP, PIN_FROM_BACKUP, PIN_FROM_PINS_FILE,
                    PIN_FROM_RESTORED, PIN_NEW_RANDOM, customer_label)
-from .masking import mask_email
 from .services import AUTO_BACKUP, AUTO_RESTORE, program_named
+from .snapshot import parse_utc_time
 from .store import LATEST_NAME
 
 MISSING_SHOWN = 10
@@ -17,6 +22,9 @@ START = "python3 start_all_super_services.py"
 # --- hints: which command, with which flag, fixes what ---
 OWNER_HINT = "use --owner EMAIL"
 ACCEPT_SHRINK_HINT = "python3 manual_backup.py --accept-shrink"
+ACCEPT_CURRENT_HINT = "python3 manual_backup.py --accept-current"
+RESTORE_INTO_HINT = "python3 restore_simple.py"
+PINS_HANDED_OUT_HINT = "python3 restore_simple.py --pins-handed-out [EMAIL ...]"
 RESTORE_AGAIN_HINT = "run restore_simple.py again to finish the job"
 NO_ANSWER = ("no answer on stdin (it is closed or at its end): nothing was changed; use --yes to restore "
              "without being asked")
@@ -163,6 +171,13 @@ def describe_report(report):
     return lines
 
 
+def handed_out(emails):
+    """What --pins-handed-out did: whose new PINs were forgotten."""
+    if not emails:
+        return f"no new PIN was waiting in {RESTORED_PINS_NAME}: nothing to forget"
+    return f"forgot the new PINs of {plural(len(emails), 'user')}: {', '.join(emails)}"
+
+
 def error_line(error):
     """The one line a command prints for an error of ours or a file it could not write."""
     return write_failed(error) if isinstance(error, OSError) else str(error)
@@ -201,6 +216,13 @@ def size_text(size):
     return f"{size / 1_000_000:.1f} MB"
 
 
+def _checksum_word(entry):
+    """ok, legacy (no checksum) for a file of the earlier scripts, or BAD with the reason."""
+    if not entry.ok:
+        return f"BAD: {entry.error}"
+    return "legacy (no checksum)" if entry.legacy else "ok"
+
+
 def format_backup_list(entries):
     """The --list table: time, kind, users, customers, size, file, and checksum ok or BAD with the reason."""
     if not entries:
@@ -210,7 +232,7 @@ def format_backup_list(entries):
         counts = entry.counts or {}
         rows.append((entry.created_at.strftime("%Y-%m-%d %H:%M:%S"), entry.kind, str(counts.get("users", "-")),
                      str(counts.get("customers", "-")), size_text(entry.size), entry.path.name,
-                     "ok" if entry.ok else f"BAD: {entry.error}"))
+                     _checksum_word(entry)))
     # The checksum column goes last: a reason may be long and needs no padding.
     widths = [max(len(row[column]) for row in rows) for column in range(6)]
     align = (str.ljust, str.ljust, str.rjust, str.rjust, str.rjust, str.ljust)
@@ -262,7 +284,8 @@ def _reason_words(kind, facts):
                 f"{ago(facts.get('limit_seconds'))}.", f"tail {AUTO_BACKUP.log_name}")
     if kind == "backup_failing":
         count = facts.get("failures_in_a_row") or 1
-        return (f"The last {plural(count, 'backup')} failed: {facts.get('why') or 'see the log'}.",
+        last = "The last backup" if count == 1 else f"The last {count} backups"
+        return (f"{last} failed: {facts.get('why') or 'see the log'}.",
                 "python3 manual_backup.py")
     if kind == "latest_file_damaged":
         return (f"data_backup.json is damaged; the newest good copy is {facts.get('file')}.",
@@ -278,7 +301,7 @@ def _reason_words(kind, facts):
     if kind == "backend_foreign":
         return (f"The back end holds data the backup does not know, so nothing is restored on its own: "
                 f"{facts.get('why')}.",
-                "python3 manual_backup.py --accept-current (keep it), or python3 restore_simple.py")
+                f"{ACCEPT_CURRENT_HINT} keeps it; {RESTORE_INTO_HINT} restores into it")
     if kind == "backend_wiped":
         missing = len(facts.get("missing_customers") or [])
         return (f"The back end lost its data ({plural(missing, 'customer')} missing); the restore is due.",
@@ -293,17 +316,21 @@ def _reason_words(kind, facts):
         owners = facts.get("emptied_owners") or []
         emptied = f" ({some(owners)} shows no customers)" if owners else ""
         return (f"A large deletion is held for review{emptied}; the last good backup keeps the data.",
-                "python3 manual_backup.py --accept-shrink (only if it was deleted on purpose)")
+                f"{ACCEPT_SHRINK_HINT} (only if it was deleted on purpose)")
     if kind == "pins_to_hand_out":
         users = facts.get("users") or []
         return (f"{plural(len(users), 'user')} need{'s' if len(users) == 1 else ''} the new PIN the restore gave "
                 f"them: {some(users)}.",
-                "cat restored_pins.json, hand them out, then: python3 restore_simple.py --pins-handed-out")
+                f"cat {RESTORED_PINS_NAME}; hand them out; {PINS_HANDED_OUT_HINT}")
     if kind == "pins_unreadable":
-        return f"The restored PINs cannot be read: {facts.get('why')}.", "chmod 600 restored_pins.json"
+        return f"The restored PINs cannot be read: {facts.get('why')}.", f"chmod 600 {RESTORED_PINS_NAME}"
     if kind == "pins_file_refused":
-        return (f"The PIN file is not used: {facts.get('why')}; restored users get new random PINs.",
-                "chmod 600 pins.json")
+        users = facts.get("users") or 0
+        given = f"{plural(users, 'restored user')} got a new random PIN instead" if users else \
+            "restored users get new random PINs instead"
+        loose = "mode" in str(facts.get("why")) and facts.get("file")
+        return (f"The PIN file was not used, so {given}: {facts.get('why')}.",
+                f"chmod 600 {facts['file']}" if loose else "put the PIN file right (see above)")
     if kind == "offsite_problem":
         return f"Off-site copies fail: {facts.get('why')}.", "python3 manual_backup.py --offsite-check"
     if kind == "offsite_behind":
@@ -316,8 +343,159 @@ def _reason_words(kind, facts):
 
 def reason_lines(reason):
     """A verdict reason as the status screen shows it: what is wrong, then the fix, each line short."""
+    kind, facts = (reason["kind"], reason) if isinstance(reason, dict) else (reason.kind, reason.facts)
+    text, fix = _reason_words(kind, facts)
+    return [shorten(text)] + ([shorten(f"fix: {fix}")] if fix else [])
+
+
+def reason_sentence(reason):
+    """A verdict reason whole, with its fix, as one sentence for --json's warnings."""
     text, fix = _reason_words(reason.kind, reason.facts)
-    return [text] + ([f"fix: {fix}"] if fix else [])
+    return f"{text} fix: {fix}" if fix else text
+
+
+# --- the status screen: the verdict and its reasons first, in the owner's words; the details after ---
+
+WIDTH = 99  # every line under 100 characters
+LABEL = 13  # the width of the details' labels
+
+
+def shorten(text, width=WIDTH):
+    """One line of at most width characters: a long reason or summary is cut with an ellipsis."""
+    text = " ".join(str(text).splitlines())
+    return text if len(text) <= width else text[:width - 1].rstrip() + "…"
+
+
+def _wrapped(text, indent="", later=None):
+    """text as lines under WIDTH, the first indented by indent and the rest by later (default: the same)."""
+    return textwrap.wrap(text, WIDTH, initial_indent=indent, subsequent_indent=indent if later is None else later,
+                         break_on_hyphens=False, break_long_words=True) or [indent.rstrip()]
+
+
+def local_time(moment, now=None):
+    """A time in the machine's local zone, with the zone: '13:58 CET' today, '2026-12-01 13:58 (+01:00)' before."""
+    moment = parse_utc_time(moment) if isinstance(moment, str) else moment
+    if moment is None:
+        return "never"
+    local, today = moment.astimezone(), (now or datetime.now(timezone.utc)).astimezone().date()
+    if local.date() == today:
+        return f"{local:%H:%M} {local:%Z}"
+    offset = local.strftime("%z")
+    return f"{local:%Y-%m-%d %H:%M} ({offset[:3]}:{offset[3:]})"
+
+
+def _when(text, now):
+    """A recorded time as '13:58 CET (42 s ago)'."""
+    moment = parse_utc_time(text)
+    if moment is None:
+        return "never"
+    return f"{local_time(moment, now)} ({ago((now - moment).total_seconds())} ago)"
+
+
+def counts_text(counts):
+    """'2 users, 5 customers, 1 order': the figures of a backup, singular and plural right."""
+    counts = counts or {}
+    return ", ".join(plural(counts[key], word) if isinstance(counts.get(key), int) else f"? {word}s"
+                     for key, word in (("users", "user"), ("customers", "customer"), ("orders", "order")))
+
+
+def _backend_details(backend, now):
+    if not backend["configured"]:
+        return ["back end     not set (BACKEND_URL is empty)"]
+    where = backend["url"] + {"demo": " (demo)", "services": " (watched by the services)"}.get(backend["source"], "")
+    if backend["reachable"]:
+        answer = f"reachable, {backend['health']}, {backend['latency_seconds'] * 1000:.0f} ms"
+    else:
+        answer = f"NOT reachable: {backend['error']}"
+    lines = _wrapped(f"{where}  {answer}", "back end".ljust(LABEL), " " * LABEL)
+    if backend.get("settings_url"):
+        lines += _wrapped(f"the services watch this one; BACKEND_URL in the settings is {backend['settings_url']}",
+                          " " * LABEL)
+    if backend["last_restart_seen"]:
+        lines.append(f"{'':{LABEL}}last restart seen {_when(backend['last_restart_seen'], now)}")
+    return lines
+
+
+def _service_details(services, now):
+    lines = ["services"]
+    width = max(len(program_named(service["service"]).title) for service in services)
+    for service in services:
+        title = program_named(service["service"]).title.ljust(width)
+        if service["state"] == "running":
+            state = f"running for {ago(service['uptime_seconds'])} (PID {service['pid']})"
+        elif service["state"] == "stale":
+            state = f"NOT running: STALE PID file: {service['reason']}"
+        else:
+            state = "NOT running"
+        lines.append(shorten(f"  {title}  {state}"))
+        if service["last_run_at"]:
+            lines.append(shorten(f"  {'':{width}}  last run {_when(service['last_run_at'], now)}: "
+                                 f"{service['last_outcome']}, {service['last_summary']}"))
+    return lines
+
+
+def _backup_details(status, now):
+    backup, history = status["last_good_backup"], status["history"]
+    if backup is None:
+        lines = ["last backup  no backup yet"]
+    else:
+        check = "legacy (no checksum)" if backup.get("legacy") else "checksum ok"
+        lines = _wrapped(f"{backup['file']}: {counts_text(backup['counts'])}, {check}", "last backup".ljust(LABEL),
+                         " " * LABEL)
+        lines.append(f"{'':{LABEL}}taken {_when(backup['created_at'], now)}, "
+                     f"verified {_when(backup['verified_at'], now)}")
+    held = f"; {plural(history['suspect_files'], 'suspect read')} kept aside" if history["suspect_files"] else ""
+    lines += _wrapped(f"{plural(history['files'], 'file')}, {size_text(history['bytes'])} in {history['folder']}"
+                      f"{held}", "history".ljust(LABEL), " " * LABEL)
+    running = status.get("restore") or {}
+    if running.get("running"):
+        lines.append("restoring".ljust(LABEL) + f"{running['users_done']} of {plural(running['users_total'], 'user')}"
+                     f" (PID {running['pid']})")
+    restore = status["last_restore"]
+    if restore["at"] or restore["what"]:
+        lines += _wrapped(f"{_when(restore['at'], now)}: {restore['what']}", "last restore".ljust(LABEL),
+                          " " * LABEL)
+    else:
+        lines.append("last restore".ljust(LABEL) + "none recorded")
+    if status["pins_to_hand_out"]:
+        lines += _wrapped(f"{', '.join(status['pins_to_hand_out'])} (in {status['pins_path']}, readable by you only)",
+                          "new PINs for".ljust(LABEL), " " * LABEL)
+    if status.get("offsite"):
+        offsite = status["offsite"]
+        lines += _wrapped(f"{offsite['text']} (recipient {offsite['recipient_fingerprint']})", "", " " * LABEL)
+    return lines
+
+
+def _fix_lines(fix):
+    """A fix under its reason; one too long for a line is broken at its '; ', so no command is cut in two."""
+    whole = f"    fix: {fix}"
+    if len(whole) <= WIDTH:
+        return [whole]
+    parts = fix.split("; ")
+    return [line for number, part in enumerate(parts)
+            for line in _wrapped(part + (";" if number < len(parts) - 1 else ""),
+                                 "    fix: " if number == 0 else " " * 9, " " * 9)]
+
+
+def status_screen(status):
+    """The status as one screen: the verdict and when, each reason with its fix, then the details."""
+    now = parse_utc_time(status["checked_at"]) or datetime.now(timezone.utc)
+    verdict = status["verdict"]
+    lines = [f"{verdict['verdict']} (checked {local_time(now, now)})"]
+    for reason in verdict["reasons"]:
+        # Whole, wrapped: on the screen a long reason is read to its end (alerts take reason_lines' short form).
+        text, fix = _reason_words(reason["kind"], reason)
+        lines += _wrapped(text, "  ! ", "    ")
+        lines += _fix_lines(fix) if fix else []
+    if not verdict["reasons"]:
+        lines.append("  the services run, the backup is fresh and the back end holds its data")
+    lines += ["", "details"]
+    lines += _backend_details(status["backend"], now)
+    lines += _service_details(status["services"], now)
+    lines += _backup_details(status, now)
+    lines.append(shorten(f"data folder  {status['data_dir']}"))
+    return "\n".join(lines)
+
 
 
 # --- off-site copies ---

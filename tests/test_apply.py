@@ -346,3 +346,31 @@ def test_a_running_restore_says_how_far_it_got_and_leaves_no_trace_at_the_end(de
     assert counts_done <= {0, 1, 2, 3} and len(counts_done) >= 2, seen  # it moved on while it ran
     assert running_restore(data_dir) is None and not restore_progress_path(data_dir).exists()
     assert set(shop_view(demo_backend.state())) == set(shop)
+
+
+@pytest.mark.parametrize("case, why", [
+    ("loose", "is readable by others (mode 0644)"),
+    ("malformed", "is not valid JSON"),
+    ("named but missing", "does not exist"),
+])
+def test_the_restore_service_goes_on_without_a_bad_pins_file_giving_new_pins(demo_backend, data_dir, tmp_path, case,
+                                                                              why):
+    named = tmp_path / "owner-pins.json"
+    settings, shop, before = backed_up_shop(demo_backend, data_dir, **({"PINS_FILE": str(named)}
+                                                                         if case == "named but missing" else {}))
+    if case == "loose":
+        write_pins_file(settings, shop, mode=0o644)
+    elif case == "malformed":
+        settings.pins_file.write_text('{"owner0@example.com": ')
+        os.chmod(settings.pins_file, 0o600)
+    demo_backend.sleep_now()
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    report = restore(settings, backup, without_bad_pins_file=True)
+    assert report.complete and why in report.pins_file_problem
+    assert report.result.pins_to_hand_out == sorted(shop) == pending_pins(data_dir)
+    assert shop_view(demo_backend.state()) == shop_view(before)
+    # The command still refuses it in one line: the owner at the terminal can fix it and run again.
+    if case != "named but missing":
+        demo_backend.sleep_now()
+        with pytest.raises(Exception, match=why.split(" (")[0]):
+            restore(settings, backup)

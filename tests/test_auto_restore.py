@@ -56,10 +56,10 @@ def assert_no_secret_in_logs(data_dir, secrets):
         assert secret and not any(secret in text for text in texts), "a secret reached a log or state file"
 
 
-def backed_up_shop(demo, data_dir, users=2, customers=3):
-    """Seed the demo and take a good backup in-process; return the shop."""
+def backed_up_shop(demo, data_dir, users=2, customers=3, url=None):
+    """Seed the demo and take a good backup in-process (through url, the one the services will watch); return the shop."""
     shop = seed_shop(demo.url, users=users, customers=customers, pin_of=SEEDED_PINS)
-    assert backup_now(make_settings(data_dir, demo.url)).kind == "good"
+    assert backup_now(make_settings(data_dir, url or demo.url)).kind == "good"
     return shop
 
 
@@ -111,8 +111,9 @@ def test_snapshot_mode_puts_the_exact_state_back_and_never_logs_the_token(servic
 
 
 def test_woken_by_the_keep_alive_it_restores_right_after_the_back_end_answers(services, demo_backend, data_dir):
-    shop = backed_up_shop(demo_backend, data_dir)
     with FaultProxy(demo_backend.url) as proxy:
+        # Backed up through the proxy: a backup restores on its own only into the back end it came from.
+        shop = backed_up_shop(demo_backend, data_dir, url=proxy.url)
         env = command_env(data_dir, proxy.url, RESTORE_CHECK_INTERVAL="30", KEEP_ALIVE_INTERVAL="0.2")
         services.start(RESTORE, env)
         wait_for_figures(data_dir, RESTORE, lambda f: f["last_verdict"] == "unchanged", 10, "a first check")
@@ -246,3 +247,24 @@ def test_a_wipe_restored_is_one_alert_with_the_counts_and_who_needs_a_pin_never_
     everything = str(receiver.received())
     pins = [*read_restored_pins(data_dir).values(), *(owner["pin"] for owner in shop.values())]
     assert not any(secret in everything for secret in [*pins, *shop]), "a PIN or a full e-mail left the machine"
+
+
+def test_a_foreign_back_end_is_recorded_for_the_verdict_and_nothing_is_written(start_demo, data_dir):
+    from sleepguard.auto_restore import AutoRestore
+    from sleepguard.client import BackendClient
+    from sleepguard.runner import ServiceContext
+
+    first, other = start_demo(), start_demo()
+    seed_shop(first.url, users=2, customers=2, prefix="first")
+    assert backup_now(make_settings(data_dir, first.url)).kind == "good"
+    seed_shop(other.url, users=1, customers=2, prefix="other")
+    before = other.state()
+    settings = make_settings(data_dir, other.url)
+    with BackendClient(settings) as client:
+        answer = AutoRestore(settings, client).run_once(ServiceContext("auto_restore_service", settings))
+    assert answer.outcome == "foreign" and answer.warn
+    assert "manual_backup.py --accept-current" in answer.summary and first.url in answer.summary
+    found = answer.figures
+    assert found.last_verdict == "foreign" and found.foreign_held == 1 and found.wipes_seen == found.restores == 0
+    assert found.backend_url == other.url and "not from the back end watched now" in found.last_reason
+    assert len(found.missing_users) == 2 and other.state() == before

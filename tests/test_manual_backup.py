@@ -204,3 +204,21 @@ def test_on_a_new_machine_a_manual_backup_takes_over_first_so_a_wiped_back_end_i
                                                               str(identity)))
     assert result.returncode == 1 and result.stdout.startswith("backup HELD AS SUSPECT (wipe)"), result.stdout + result.stderr
     assert BackupStore(make_settings(fresh)).latest_good_backup().counts()["customers"] == 4
+
+
+def test_accept_current_adopts_a_back_end_the_legacy_backup_never_saw(demo_backend, data_dir):
+    seed_shop(demo_backend.url, users=2, customers=2)
+    data_dir.mkdir(mode=0o700, exist_ok=True)
+    legacy = data_dir / "data_backup.json"
+    legacy.write_text('{"backup_created": "2025-08-21T02:23:11", "backup_type": "auto", '
+                      '"users": [{"email": "long.gone@example.com"}], "customers": [{"name": "Deleted Long Ago"}]}')
+    legacy.chmod(0o600)
+    env = command_env(data_dir, demo_backend.url)
+    listed = run_command("manual_backup.py", "--list", env=env)
+    assert listed.stdout.splitlines()[1].endswith("data_backup.json  legacy (no checksum)"), listed.stdout
+    held = run_command("manual_backup.py", env=env)
+    assert held.returncode == 1 and "HELD AS SUSPECT (foreign)" in held.stdout, held.stdout
+    accepted = run_command("manual_backup.py", "--accept-current", env=env)
+    assert accepted.returncode == 0 and accepted.stdout.startswith("backup good: 2 users, 4 customers"), accepted.stdout
+    assert BackupStore(make_settings(data_dir, demo_backend.url)).latest_good_backup().counts()["users"] == 2
+    assert "legacy" not in run_command("manual_backup.py", "--list", env=env).stdout.splitlines()[1]

@@ -126,3 +126,15 @@ def test_restored_pins_are_kept_and_read_in_the_stored_form(tmp_path):
     assert read_restored_pins(tmp_path) == {"Ama@example.com": "482917"}
     record_restored_pins(tmp_path, {"Ama@EXAMPLE.com": None})
     assert read_restored_pins(tmp_path) == {}
+
+
+def test_pins_handed_out_are_forgotten_by_name_or_all_and_a_wrong_name_removes_nothing(tmp_path):
+    from sleepguard.pins import hand_out_done
+    os.chmod(tmp_path, 0o700)
+    record_restored_pins(tmp_path, {"a@example.com": "481920", "b@example.com": "730155", "c@example.com": "902183"})
+    assert hand_out_done(tmp_path, ["b@example.com"]) == ["b@example.com"]
+    with pytest.raises(PinFileError, match="no new PIN is waiting for x@example.com"):
+        hand_out_done(tmp_path, ["a@example.com", "x@example.com"])
+    assert pending_pins(tmp_path) == ["a@example.com", "c@example.com"]
+    assert hand_out_done(tmp_path) == ["a@example.com", "c@example.com"] and pending_pins(tmp_path) == []
+    assert hand_out_done(tmp_path) == []

@@ -423,3 +423,17 @@ def test_a_second_restore_beside_a_running_one_says_so_and_changes_nothing(demo_
                              f"{restore_held_elsewhere.pid}): wait for it to end\n")
     assert demo_backend.state()["users"] == [] and files_under(data_dir) == before
     assert restore(demo_backend, data_dir, "--dry-run").returncode == 0, "a dry run changes nothing: it may look"
+
+
+def test_pins_handed_out_forgets_them_and_a_name_with_no_pin_waiting_is_one_line(data_dir):
+    from sleepguard.pins import record_restored_pins
+    record_restored_pins(data_dir, {"anna@example.com": "481920", "bob@example.com": "730155"})
+    env = command_env(data_dir, "")
+    wrong = run_command("restore_simple.py", "--pins-handed-out", "carl@example.com", env=env)
+    assert wrong.returncode == 2 and wrong.stdout == "" and wrong.stderr.count("\n") == 1
+    assert "no new PIN is waiting for carl@example.com" in wrong.stderr and "481920" not in wrong.stderr
+    done = run_command("restore_simple.py", "--pins-handed-out", "anna@example.com", env=env)
+    assert done.returncode == 0 and done.stdout == "forgot the new PINs of 1 user: anna@example.com\n"
+    assert sorted(read_restored_pins(data_dir)) == ["bob@example.com"]
+    assert run_command("restore_simple.py", "--pins-handed-out", env=env).returncode == 0
+    assert read_restored_pins(data_dir) == {}

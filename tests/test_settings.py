@@ -205,3 +205,21 @@ def test_a_port_out_of_range_is_refused_saying_so():
     with pytest.raises(SettingsError, match=re.escape("BACKEND_URL must be an http:// or https:// URL such as "
                                                       "https://babs10.onrender.com (Port out of range 0-65535)")):
         load_settings(environ={"BACKEND_URL": "http://127.0.0.1:99999"}, env_file=NO_FILE)
+
+
+@pytest.mark.parametrize("secret", ["API_TOKEN", "ALERT_URLS", "HEARTBEAT_URL", "AWS_SECRET_ACCESS_KEY"])
+def test_an_env_file_holding_a_secret_must_be_0600(tmp_path, secret):
+    env_file = tmp_path / ".env"
+    value = "http://127.0.0.1:9/s3cret" if secret == "HEARTBEAT_URL" else "json://127.0.0.1:9/s3cret"
+    env_file.write_text(f"KEEP_DAILY=4\n{secret}={value}\n")
+    for mode in (0o644, 0o640, 0o660):
+        os.chmod(env_file, mode)
+        with pytest.raises(SettingsError) as caught:
+            load_settings(environ={}, env_file=env_file)
+        assert f"chmod 600 {env_file}" in str(caught.value) and "s3cret" not in str(caught.value)
+        assert "\n" not in str(caught.value)
+    os.chmod(env_file, 0o600)
+    assert load_settings(environ={}, env_file=env_file).keep_daily == 4
+    env_file.write_text("KEEP_DAILY=5\n")
+    os.chmod(env_file, 0o644)  # nothing secret in it: others may read it
+    assert load_settings(environ={}, env_file=env_file).keep_daily == 5

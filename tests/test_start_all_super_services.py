@@ -52,9 +52,9 @@ def test_start_status_kill_start_stop(data_dir, demo_backend, stopped_afterwards
 
     psutil.Process(pids[AUTO_BACKUP.name]).kill()
     killed = run_command(STATUS, env=env)
-    assert killed.returncode == 1
-    assert f"{AUTO_BACKUP.name} is not running (stale PID file: PID {pids[AUTO_BACKUP.name]} " \
-           "is not running" in killed.stdout, killed.stdout
+    assert killed.returncode == 2  # NOT PROTECTED (issue 12's exit codes)
+    assert f"The {AUTO_BACKUP.title} service is not running." in killed.stdout, killed.stdout
+    assert f"STALE PID file: PID {pids[AUTO_BACKUP.name]} is not running" in killed.stdout, killed.stdout
 
     restarted = run_command(START, env=env)
     assert restarted.returncode == 0, restarted.stdout
@@ -67,7 +67,7 @@ def test_start_status_kill_start_stop(data_dir, demo_backend, stopped_afterwards
     for name in NAMES:
         assert f"{name}: stopped (PID {new_pids[name]})" in stopped.stdout
     after = run_command(STATUS, "--json", env=env)
-    assert after.returncode == 1
+    assert after.returncode == 2
     assert [service["state"] for service in json.loads(after.stdout)["services"]] == ["stopped"] * 3
     assert processes_of(data_dir) == []
 
@@ -106,7 +106,7 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     wait_for(seeded_shop_backed_up)
     status = run_command(STATUS, env=env)
     assert "(demo)  reachable" in status.stdout
-    assert "1 users, 5 customers" in status.stdout
+    assert "1 user, 5 customers" in status.stdout  # singular right (issue 12)
 
     stopped = run_command(START, "--stop", env=env)
     assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout

@@ -21,7 +21,11 @@ def test_nothing_on_disk_and_no_back_end(tmp_path):
     assert status["backend"]["configured"] is False
     assert [service["state"] for service in status["services"]] == ["stopped"] * 3
     screen = format_status(status)
-    assert "no backup yet" in screen and "not configured" in screen and screen.endswith("NOT PROTECTED")
+    assert screen.startswith("NOT PROTECTED") and "no backup yet" in screen
+    assert "No backup has been taken yet" in screen and "No back end is set" in screen
+    reasons = screen.split("\n\ndetails")[0]
+    assert "DATA_DIR" not in reasons and "PID" not in reasons
+    assert all(len(line) < 100 for line in screen.splitlines())
     json.dumps(status)
     assert not data_dir.exists(), "a status look must not create anything"
 
@@ -38,8 +42,8 @@ def test_stale_pid_files_are_reported_with_the_reason(data_dir, sleeper):
     assert states[registry.AUTO_BACKUP.name] == ("stopped", "no PID file")
     screen = format_status(status)
     assert f"STALE PID file: PID {sleeper.pid} is another program (sleep)" in screen
-    assert (f"{registry.AUTO_RESTORE.name} is not running "
-            f"(stale PID file: PID {sleeper.pid} is another program (sleep))") in status["warnings"]
+    down = [reason["service"] for reason in status["verdict"]["reasons"] if reason["kind"] == "service_down"]
+    assert registry.AUTO_RESTORE.name in down and "The auto-restore service is not running." in screen
     assert sleeper.poll() is None
 
 
@@ -57,7 +61,9 @@ def test_a_backup_older_than_three_intervals_is_not_fresh(data_dir, demo_backend
 
     wait_for(backup_is_stale)
     status = collect_status(quick)
-    assert any("more than 3 × BACKUP_INTERVAL" in warning for warning in status["warnings"])
+    assert "backup_stale" in [reason["kind"] for reason in status["verdict"]["reasons"]]
+    assert any(warning.startswith("The last good backup is ") and "it should be at most" in warning
+               for warning in status["warnings"])
     assert status["protected"] is False
 
     # An unchanged read touches data_backup.json: that counts as verified now.
@@ -75,11 +81,12 @@ def test_suspects_held_and_pins_to_hand_out_are_warned_by_email_only(data_dir, d
     record_restored_pins(data_dir, {"owner1@example.com": "73194062"})
 
     status = collect_status(settings)
-    assert len(status["suspects_held"]) == 1
-    assert any("suspect read(s) held aside" in warning and "--accept-shrink" in warning
-               for warning in status["warnings"])
+    assert len(status["suspects_held"]) == 1 and status["suspects_held"][0]["verdict"] == "wipe"
+    assert "1 suspect read kept aside" in format_status(status)
     assert status["pins_to_hand_out"] == ["owner1@example.com"]
-    assert any("new PINs to hand out to owner1@example.com" in warning for warning in status["warnings"])
+    assert any(warning.startswith("1 user needs the new PIN the restore gave them: owner1@example.com")
+               and "cat " in warning and "restored_pins.json" in warning and "--pins-handed-out" in warning
+               for warning in status["warnings"])
     for text in (json.dumps(status), format_status(status)):
         assert "73194062" not in text
 
@@ -92,7 +99,8 @@ def test_back_end_reachability_is_one_quick_health_call(data_dir, demo_backend):
     demo_backend.stop()
     gone = collect_status(make_settings(data_dir, demo_backend.url))
     assert gone["backend"]["reachable"] is False and "connection refused" in gone["backend"]["error"]
-    assert any(warning.startswith("the back end did not answer") for warning in gone["warnings"])
+    assert any(warning.startswith("The back end does not answer") for warning in gone["warnings"])
+    assert gone["verdict"]["code"] == 2 and "backend_down" in [reason["kind"] for reason in gone["verdict"]["reasons"]]
     assert "NOT reachable" in format_status(gone)
 
 

@@ -9,9 +9,9 @@ from sleepguard.plan import plan_restore
 from sleepguard.wording import confirmation_question, describe_plan, describe_report
 
 PACKAGE = Path(__file__).resolve().parent.parent / "sleepguard"
-FLAG = re.compile(r"--(owner|file|yes|accept-shrink)\b")
+FLAG = re.compile(r"--(owner|file|yes|accept-shrink|accept-current|pins-handed-out)\b")
 # Modules of other helpers that still name a flag themselves; each is to take its hint from wording.py instead.
-NOT_MOVED_YET = {"auto_restore.py", "status.py"}
+NOT_MOVED_YET = set()
 
 
 def test_plan_takes_pins_from_the_pins_file_then_the_legacy_file_then_restored_pins_and_never_prints_them():
@@ -53,3 +53,20 @@ def test_no_module_of_the_library_but_wording_names_a_flag():
     naming = {path.name for path in PACKAGE.glob("*.py") if FLAG.search(path.read_text())}
     assert "wording.py" in naming, "the pattern no longer finds the hints"
     assert naming - {"wording.py"} <= NOT_MOVED_YET, "a module names a command-line flag: take the hint from wording"
+
+
+def test_times_are_local_with_their_zone_and_counts_are_singular_or_plural(monkeypatch):
+    import time
+    from datetime import datetime, timezone
+
+    from sleepguard.wording import counts_text, local_time
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    time.tzset()
+    try:
+        now = datetime(2026, 12, 1, 12, 58, tzinfo=timezone.utc)
+        assert local_time("2026-12-01T12:58:00Z", now) == "13:58 CET"
+        assert local_time("2026-11-30T12:58:00Z", now) == "2026-11-30 13:58 (+01:00)"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+    assert counts_text({"users": 1, "customers": 5, "orders": 1}) == "1 user, 5 customers, 1 order"
