@@ -4,9 +4,11 @@
 usage: python3 benchmarks/run.py [--quick] [--rtt MS] [--users N] [--customers N] [--iterations N]
                                 [--no-handshake] [--output PATH] [--keep]
 
-It starts the demo back end behind a latency proxy, seeds a shop, times backup, restore and
-recovery both ways, runs the three services for memory and disk figures, prints the table and
-writes it to benchmarks/RESULTS.md. Everything lives in a temp folder, removed at the end;
+It starts the demo back end behind a latency proxy, seeds a shop, times backup (in-process and
+as whole processes), the API-mode restore at the real PIN cost and the snapshot restore and
+recovery both ways, runs the three services for memory and disk figures, measures the cost curve
+at 10, 200 and 2000 users, prints the table and writes it to benchmarks/RESULTS.md with the chart
+benchmarks/cost_curve.svg. Everything lives in a temp folder, removed at the end;
 every process it started is stopped, Ctrl-C included.
 """
 
@@ -37,7 +39,7 @@ from naive import KEEP_FILES, SCHEDULE_SECONDS, naive_backup, naive_restore  # n
 from report import Report, Row, markdown, seconds, size, text_table, times  # noqa: E402
 from rig import (AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, PROJECT_DIR as RIG_PROJECT_DIR, SERVICE_NAMES,  # noqa: E402
                  Bench, BenchError, Demo, LatencyProxy, Services, post_trigger, read_json, seed, wait_for)
-from soak import SOAK_INTERVALS, Soak, disk_per_day  # noqa: E402
+from soak import SOAK_INTERVALS, SOAK_STATE_WRITE_INTERVAL, Soak, disk_per_day  # noqa: E402
 from sleepguard.apply import restore_now  # noqa: E402
 from sleepguard.backup import take_backup  # noqa: E402
 from sleepguard.client import BackendClient  # noqa: E402
@@ -58,7 +60,7 @@ FIRST_OWNER_TARGET = 1.0  # seconds from the restore's start to the most active 
 BOUND_FACTOR = 1.1  # everyone back within this many times users x one hash
 WORKER_CHOICES = (8, 16, 32)
 CURVE_SIZES = (10, 200, 2000)
-QUICK_CURVE_SIZES = (10, 100)
+QUICK_CURVE_SIZES = (10, 50)
 REAL_COST_CURVE_UP_TO = 200  # API restores at bcrypt 12 up to this size; beyond, at a low cost with the bound computed
 LOW_PIN_HASH_ROUNDS = 4
 CURVE_CUSTOMERS = 10
@@ -126,7 +128,6 @@ class Benchmark:
         self.set_up()
         self.backups()
         self.whole_process_backups()
-        self.api_restore()
         self.snapshot_restore()
         self.real_cost_restore()
         soak = Soak(self.bench, self.demo.state(), self.args.iterations, self.cleanup)
@@ -285,8 +286,10 @@ class Benchmark:
                                                 proxy=self.proxy12)
         if failed:
             raise BenchError(f"the naive restore at the real cost failed on {failed} records")
-        self.figures["restore_naive_real_cost"] = took
-        self.detail(f"naive restore at the real PIN cost: {created} POSTs in {seconds(took)}")
+        self.figures["restore_naive"] = took
+        self.detail(f"naive restore (at the real PIN cost): {created} POSTs, {seconds(took)}, "
+                    f"{took / created * 1000:.1f} ms per request (network model {self.model_request_seconds() * 1000:.0f} "
+                    "ms + the server hashing each user's PIN); timed while the soak ran niced in the background")
         self.say(f"restore after a wipe at the real PIN cost: naive {seconds(took)}")
 
     def cost_curve(self):
@@ -327,19 +330,6 @@ class Benchmark:
         svg_path.write_text(cost_chart(points, CURVE_STEPS))
         self.figures["chart"] = svg_path
 
-    def api_restore(self):
-        backup = BackupStore(self.api_settings).latest_good_backup()
-        self.demo.sleep_now()
-        report, took, connections = self.timed(lambda: restore_with_own_client(self.api_settings, backup))
-        if not report.complete:
-            raise BenchError(f"sleepguard API-mode restore is not complete: {report.missing[:5]}")
-        self.check_data_back("sleepguard API-mode restore")
-        self.figures["restore_api_sleepguard"] = took
-        result = report.result
-        self.detail(f"sleepguard API-mode restore: {result.users_created} users and {result.customers_created} "
-                    f"customers created, then verified by a full read; {connections} new connections")
-        self.say(f"restore after a wipe, API mode: sleepguard {seconds(took)}")
-
     def snapshot_restore(self):
         backup = BackupStore(self.snapshot_settings).latest_good_backup()
         self.demo.sleep_now()
@@ -364,16 +354,6 @@ class Benchmark:
                     f"{took / requests_made * 1000:.1f} ms per request (the network model accounts for "
                     f"{self.model_request_seconds() * 1000:.0f} ms); file {size(path.stat().st_size)}")
         self.say(f"backup: naive {seconds(took)}")
-        self.demo.sleep_now()
-        (created, failed), took, connections = self.timed(lambda: naive_restore(self.proxy.url, path, self.pins))
-        if failed:
-            raise BenchError(f"the naive restore failed on {failed} records")
-        self.check_data_back("naive restore")
-        self.figures["restore_naive"] = took
-        self.detail(f"naive restore: {created} POSTs, {connections} new connections, "
-                    f"{took / created * 1000:.1f} ms per request (network model {self.model_request_seconds() * 1000:.0f} ms "
-                    "+ the server hashing each user's PIN); timed while the soak ran niced in the background")
-        self.say(f"restore after a wipe: naive {seconds(took)}")
 
     def model_request_seconds(self):
         return self.rtt * (1 if self.args.no_handshake else 2)
@@ -494,22 +474,19 @@ def table_rows(args, f):
     rows.append(Row(f"backup as a whole process (interpreter start included, default settings)",
                     seconds(f["backup_process_sleepguard"]), seconds(f["backup_process_naive"]), times(process_ratio),
                     "≥ 10× faster", process_ratio >= 10))
-    restore_ratio = f["restore_naive"] / f["restore_api_sleepguard"]
-    rows.append(Row("restore after a wipe, API mode, PIN cost 4", seconds(f["restore_api_sleepguard"]),
-                    seconds(f["restore_naive"]), times(restore_ratio), "≥ 5× faster", restore_ratio >= 5))
     real = f["real_cost"]
     rows.append(Row(f"one PIN hash here (bcrypt {REAL_PIN_HASH_ROUNDS}); server bound = {args.users} × it",
                     f"{seconds(real['hash_seconds'])}; bound {seconds(real['bound'])}", "same server", "—"))
     first_ok = real["first_seconds"] is not None and real["first_seconds"] <= FIRST_OWNER_TARGET \
         and real["first_owner"] == real["expected_owner"] and real["signin_status"] == 200
-    rows.append(Row("restore at the real PIN cost: most active owner complete (then signs in with own PIN)",
+    rows.append(Row("restore after a wipe, API mode, at the real PIN cost: most active owner complete (then signs in with own PIN)",
                     f"{seconds(real['first_seconds'])} ({'the owner who saved last' if real['first_owner'] == real['expected_owner'] else 'NOT the owner who saved last'}; "
                     f"sign-in {real['signin_status']} in {seconds(real['signin_seconds'])})",
-                    f"{seconds(f['restore_naive_real_cost'])} (all at the end)",
-                    times(f["restore_naive_real_cost"] / real["first_seconds"]) if real["first_seconds"] else "—",
+                    f"{seconds(f['restore_naive'])} (all at the end)",
+                    times(f["restore_naive"] / real["first_seconds"]) if real["first_seconds"] else "—",
                     f"≤ {FIRST_OWNER_TARGET:g} s", first_ok))
-    rows.append(Row("restore at the real PIN cost: everyone back, verified", seconds(real["all_seconds"]),
-                    seconds(f["restore_naive_real_cost"]), times(f["restore_naive_real_cost"] / real["all_seconds"]),
+    rows.append(Row("restore after a wipe, API mode, at the real PIN cost: everyone back, verified",
+                    seconds(real["all_seconds"]), seconds(f["restore_naive"]), times(f["restore_naive"] / real["all_seconds"]),
                     f"≤ {BOUND_FACTOR:g} × bound ({seconds(BOUND_FACTOR * real['bound'])})",
                     real["all_seconds"] <= BOUND_FACTOR * real["bound"]))
     snapshot = f["restore_snapshot_sleepguard"]
@@ -517,13 +494,13 @@ def table_rows(args, f):
                     times(f["restore_naive"] / snapshot), "< 1 s", snapshot < 1))
     naive_recovery = SCHEDULE_SECONDS / 2 + f["restore_naive"]
     poll = default_seconds("TRIGGER_POLL_INTERVAL")
-    for mode, label in (("babs10", "API mode"), ("snapshot", "snapshot mode")):
+    for mode, label in (("babs10", "API mode, PIN cost 4"), ("snapshot", "snapshot mode")):
         worst = f[f"recovery_default_{mode}"]["from_up"]
         average = worst - poll / 2
         rows.append(Row(f"recovery after a sleep, default intervals, {label}",
                         f"{seconds(worst)} worst, {seconds(average)} avg", f"{seconds(naive_recovery)} avg (computed)",
                         times(naive_recovery / average), "< 20 s", worst < 20))
-    for mode, label in (("babs10", "API mode"), ("snapshot", "snapshot mode")):
+    for mode, label in (("babs10", "API mode, PIN cost 4"), ("snapshot", "snapshot mode")):
         measured = f[f"recovery_wake_{mode}"]["from_health"]
         rows.append(Row(f"recovery with the keep-alive wake, {label}", seconds(measured),
                         f"{seconds(naive_recovery)} avg (computed)",
@@ -551,9 +528,6 @@ def table_rows(args, f):
     total_peak = sum(peak_memory(f).values())
     rows.append(Row("peak RSS (VmHWM) of the three added up, shared pages counted three times", size(total_peak),
                     "—", "—"))
-    together = shared_once(f["soak"])
-    if together is not None:
-        rows.append(Row("memory of the three, shared pages once (end of soak)", size(together), "—", "—"))
     return rows
 
 
@@ -603,20 +577,44 @@ def method_notes(args):
         "Disk per day: backup files (data_backup.json and auto_backups_super/) newly written during the soak's "
         "unchanged backups, per backup, times 720 backups a day (BACKUP_INTERVAL 120 s); an unchanged backup only "
         "touches data_backup.json's modification time (it says when the copy was last verified). State files and "
-        "logs: each service rewrites its state file every iteration and logs one line; their measured sizes times "
-        "the iterations a day at the default intervals (keep-alive 720, auto-backup 5,760 trigger polls of which "
-        "720 back up, auto-restore 1,440). Logs are capped on disk by rotation (LOG_MAX_BYTES × (LOG_BACKUP_COUNT "
-        "+ 1) per service); the state files are a few kB each. naive: one full file every 2 minutes.",
+        "logs: a round that changes nothing only touches its state file (the mtime is the last run) and logs its "
+        "line at DEBUG; the file is rewritten and the line logged at INFO on a change or once every "
+        f"STATE_WRITE_INTERVAL ({SETTINGS['STATE_WRITE_INTERVAL'][0]} s by default). The soak runs that clock at "
+        f"{SOAK_STATE_WRITE_INTERVAL:g} s; what it logged per clock period plus the state file's size, times the "
+        "periods in a day at the default clock, is the figure (iterations themselves no longer write). The storage "
+        "figure (psutil write_bytes, page-rounded, with file-system metadata) is scaled the same way. naive: one "
+        "full file every 2 minutes.",
         f"History depth: sleepguard keeps every change among the newest KEEP_LAST={args.keep_last}, one per hour "
         f"for KEEP_HOURLY={args.keep_hourly} h and one per day for KEEP_DAILY={args.keep_daily} days (defaults); "
         f"and a wiped read never counts towards it. naive: keep-last-{KEEP_FILES} files every 2 minutes.",
+        "Memory together: the sum of the three services' PSS (from /proc/PID/smaps_rollup: each shared page "
+        "counted by its share, so shared pages once in all), sampled every 0.25 s through the soak, its wipe and its "
+        "restore included; the peak of the sum. ALERT_URLS, HEARTBEAT_URL and the off-site settings are not wired "
+        "into the three services on main yet (alerts.py, heartbeat.py and offsite*.py are a library), so setting "
+        "them changes nothing the services load: the soak runs without them.",
+        f"Real PIN cost: a second demo back end hashes PINs at bcrypt {REAL_PIN_HASH_ROUNDS} (the real server's "
+        "cost), serialised as the real event loop does, behind the same latency; it holds the same shop. An owner "
+        "in the middle of the list sends the last trigger, then a backup is taken, the back end wiped and an "
+        "API-mode restore run with the library (its own read first). 'Most active owner complete' is from the "
+        "start of that read to the applier's first_owner_seconds; the owner then signs in with the PIN from the "
+        "PIN file. One hash is timed with the bcrypt package in the benchmark's process; the bound is users × "
+        "that. The naive restore runs against the same demo. Both before the soak starts, so nothing competes "
+        "for the CPU but the naive restore, which runs while the niced soak does.",
+        "Whole processes: `python3 manual_backup.py` with default settings into a fresh DATA_DIR (median of 3), "
+        "and at BACKUP_WORKERS 8, 16 and 32; naive: `python3 benchmarks/naive.py backup URL FILE`. Interpreter "
+        "start and imports included in both.",
+        "Cost curve: a shop of N users × 10 customers is put into a fresh demo whole (admin snapshot PUT, every "
+        "owner PIN 4000); each step runs as its own process (`benchmarks/curve.py STEP`) straight at the demo, no "
+        "latency: backup (read + store, API mode), judge (wipe.judge_read of a fresh read against the last good "
+        "backup), store (record an unchanged read), snapshot-mode restore, API-mode restore (each after a wipe, "
+        "verified). Time is the step's own, after its imports; memory is the process's VmHWM, the interpreter "
+        "included (about 30 MB of it is there before any data).",
         "Peak RSS: VmHWM (the high-water mark of resident memory) of each service process, the highest of the soak "
         "and of the two runs with the services at default intervals (API mode, which includes two restores, and "
         "snapshot mode); the three peaks are added, though they need not happen at once. Each is a whole Python "
         "process: the interpreter with requests, urllib3 and psutil imported is about 34 MB of RSS before any data, "
-        "some 12 MB of it pages shared with every other Python process (the interpreter, libssl). The row "
-        "'shared pages once' adds each service's unique memory (USS) and the largest shared part once: what the "
-        "three occupy together.",
+        "some 12 MB of it pages shared with every other Python process (the interpreter, libssl): added up, those "
+        "count three times, which the PSS row does not.",
     ]
 
 
@@ -702,14 +700,6 @@ def default_seconds(name):
     return float(SETTINGS[name][0])
 
 
-def shared_once(soak):
-    """What the three services hold together at the end of the soak: each one's own memory, the shared pages once."""
-    if any(soak[name]["uss"] is None for name in SERVICE_NAMES):
-        return None
-    return (sum(soak[name]["uss"] for name in SERVICE_NAMES)
-            + max(soak[name]["rss"] - soak[name]["uss"] for name in SERVICE_NAMES))
-
-
 def peak_memory(figures):
     """The highest peak RSS each service reached across the soak and the two runs at default intervals."""
     peaks = {}
@@ -724,18 +714,19 @@ def peak_memory(figures):
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rtt", type=float, default=50, metavar="MS", help="network round trip in ms (default 50)")
-    parser.add_argument("--users", type=int, default=None, help="users in the shop (default 200; 50 with --quick)")
+    parser.add_argument("--users", type=int, default=None, help="users in the shop (default 200; 20 with --quick)")
     parser.add_argument("--customers", type=int, default=10, help="customers per user (default 10)")
     parser.add_argument("--iterations", type=int, default=None,
                         help="soak iterations per service (default 1000; 200 with --quick)")
-    parser.add_argument("--quick", action="store_true", help="a smaller, faster run: 50 users, 200 soak iterations")
+    parser.add_argument("--quick", action="store_true", help="a smaller, faster run: 20 users, 200 soak iterations, "
+                                                             "the cost curve at 10 and 50 users at a low PIN cost")
     parser.add_argument("--no-handshake", action="store_true",
                         help="charge no round trip for opening a connection (only one per request)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="where to write the Markdown table "
                                                                             "(default benchmarks/RESULTS.md)")
     parser.add_argument("--keep", action="store_true", help="keep the temp folder (logs, backups) for a look")
     args = parser.parse_args()
-    args.users = args.users or (50 if args.quick else 200)
+    args.users = args.users or (20 if args.quick else 200)
     args.iterations = args.iterations or (200 if args.quick else 1000)
     if args.users < 2 or args.customers < 1 or args.iterations < 20 or args.rtt < 0:
         parser.error("need at least 2 users, 1 customer, 20 iterations and a round trip of 0 ms or more")
