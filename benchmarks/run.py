@@ -66,6 +66,7 @@ LOW_PIN_HASH_ROUNDS = 4
 CURVE_CUSTOMERS = 10
 CURVE_STEPS = ("backup", "judge", "store", "restore_snapshot", "restore_api")
 CHART_NAME = "cost_curve.svg"
+LINEAR_SLACK = 1.33
 MANUAL_BACKUP = RIG_PROJECT_DIR / "manual_backup.py"
 
 
@@ -635,8 +636,20 @@ def curve_lines(f):
         ratios = {step: after[step]["seconds"] / before[step]["seconds"] for step in CURVE_STEPS
                   if before[step]["seconds"]}
         lines.append(f"growth {before['users']} → {after['users']} users (× {grow:g}): time × " + ", ".join(
-            f"{step} {ratio:.1f}" for step, ratio in ratios.items()))
+            f"{step} {ratio:.1f} ({growth_word(ratio, grow)})" for step, ratio in ratios.items()))
+    lines.append("below linear from a small shop means a fixed part of the step (one round trip, setting up "
+                 "connections, an fsync, one request's overhead in the demo) is most of its time there; the API "
+                 "restore at the real cost is one PIN hash per user, one after another: linear by the server's rule. "
+                 "A figure above linear on a loaded machine (see the load average) is more likely the load than the "
+                 "code: compare with the next run.")
     return lines
+
+
+def growth_word(ratio, grow):
+    """linear, below or above, for a time ratio against the size ratio (a third either way counts as linear)."""
+    if ratio < grow / LINEAR_SLACK:
+        return "below linear"
+    return "above linear" if ratio > grow * LINEAR_SLACK else "linear"
 
 
 def raw_figures(f, details):
