@@ -6,7 +6,10 @@ its owner's e-mail (`owner`), costing no extra request.
 """
 
 import json
+import sys
+import time
 from datetime import datetime, timezone
+from pathlib import Path
 
 import requests
 
@@ -55,3 +58,16 @@ def naive_restore(url, path, pins):
         else:
             failed += 1
     return created, failed
+
+
+def main():
+    """As a whole process, the way the earlier backup script ran: naive.py backup URL PATH; prints the seconds."""
+    _command, url, path = sys.argv[1:4]
+    started = time.monotonic()
+    counts = naive_backup(url, Path(path))
+    print(json.dumps({**counts, "seconds": time.monotonic() - started}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -34,6 +34,7 @@ class Report:
     parameters: dict
     notes: list = field(default_factory=list)
     details: list = field(default_factory=list)
+    chart: str | None = None  # the chart's file name beside RESULTS.md
 
 
 def seconds(value):
@@ -93,6 +94,8 @@ def markdown(report):
         f"Targets met: {met} of {len(held)}.",
         "",
         markdown_table(report.rows),
+        "",
+        f"![cost curve: time and peak memory per size]({report.chart})" if report.chart else "",
         "",
         "## How each figure was taken",
         "",

@@ -59,6 +59,17 @@ def stop_process(process, deadline=STOP_DEADLINE):
             process.wait(deadline)
 
 
+def pss(pid):
+    """The process's PSS in bytes from /proc/PID/smaps_rollup (shared pages counted by share); None where unknown."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
 def memory(pid):
     """{"peak_rss", "rss", "pss", "uss"} in bytes. The peak is VmHWM where Linux offers it, else the current RSS;
     USS is the memory only this process holds, PSS adds its share of shared pages; None where unknown."""
@@ -183,10 +194,10 @@ def seed(url, users, customers):
     return {email: owner["pin"] for email, owner in shop.items()}
 
 
-def post_trigger(url, action):
-    """What the front end calls after each save."""
+def post_trigger(url, action, user="owner0@example.com"):
+    """What the front end calls after each save: the signed-in user's e-mail and what they did."""
     answer = requests.post(f"{url}/api/backup/trigger", timeout=10,
-                           json={"user": "owner0@example.com", "action": action, "timestamp": utc_now_iso()})
+                           json={"user": user, "action": action, "timestamp": utc_now_iso()})
     answer.raise_for_status()
 
 

@@ -10,7 +10,8 @@ import time
 
 import psutil
 
-from rig import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICE_NAMES, BenchError, Demo, Services, memory, renice
+from rig import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICE_NAMES, BenchError, Demo, Services, memory, pss, renice
+from sleepguard.settings import SETTINGS
 from sleepguard.services import SERVICES, state_file_path
 from sleepguard.store import HISTORY_FOLDER, LATEST_NAME
 
@@ -20,7 +21,11 @@ DEFAULT_ITERATIONS_PER_DAY = {KEEP_ALIVE: 86400 / 120, AUTO_BACKUP: 86400 / 15, 
 DEFAULT_BACKUPS_PER_DAY = 86400 / 120
 SOAK_INTERVALS = {"keep_alive_interval": 0.05, "trigger_poll_interval": 0.02, "backup_interval": 0.5,
                   "restore_check_interval": 0.02}
+# The soak's state files are rewritten at least every second (not every 900 s), so their iterations can be watched.
+SOAK_STATE_WRITE_INTERVAL = 1.0
+DEFAULT_STATE_WRITE_INTERVAL = float(SETTINGS["STATE_WRITE_INTERVAL"][0])
 POLL_SECONDS = 0.25
+WIPE_DEADLINE = 60
 BACKUP_LINE = "backup unchanged"
 IDLE_LINE = "nothing saved since the last backup"
 
@@ -63,6 +68,8 @@ class Soak:
         self.cleanup = cleanup
         self.results = {}
         self.error = None
+        self.peak_pss_sum = 0  # the highest sum of the three services' PSS seen in any sample
+        self.wipe = None
         self._thread = threading.Thread(target=self._watch, name="soak-watch", daemon=True)
         self._quit = threading.Event()
 
@@ -73,7 +80,8 @@ class Soak:
         self.demo.put_state(self.source_state)
         self.data_dir = self.bench.data_dir("soak")
         self.services = Services(self.bench, self.data_dir, self.demo.url, nice=True, backend_mode="snapshot",
-                                 api_token=self.demo.token, **SOAK_INTERVALS)
+                                 api_token=self.demo.token, state_write_interval=SOAK_STATE_WRITE_INTERVAL,
+                                 **SOAK_INTERVALS)
         self.cleanup.callback(self.services.stop_all)
         for name in SERVICE_NAMES:
             self.services.start(name)
@@ -93,6 +101,7 @@ class Soak:
                 and self.services.figures(AUTO_BACKUP).get("good_count", 0) >= 1
             while not ready():
                 self._pause()
+            self._wipe_and_restore()
             base = {name: self._sample(name) for name in SERVICE_NAMES}
             base_files = backup_data_files(self.data_dir)
             # A fast service may be past the target already: it still runs the measured stretch after the warm-up.
@@ -115,7 +124,24 @@ class Soak:
             self.services.stop_all()
             self.demo.stop()
 
+    def _wipe_and_restore(self):
+        """Wipe the soak's back end once, in the warm-up, and wait for the restore service to put it back."""
+        restores = self.services.figures(AUTO_RESTORE).get("restores", 0)
+        started = time.monotonic()
+        self.demo.sleep_now()
+        while self.services.figures(AUTO_RESTORE).get("restores", 0) <= restores:
+            if time.monotonic() - started > WIPE_DEADLINE:
+                raise BenchError("the soak's wipe was not restored in time")
+            self._pause()
+        self.wipe = {"restored_after": time.monotonic() - started,
+                     "summary": self.services.state(AUTO_RESTORE).get("last_summary")}
+
     def _pause(self):
+        total = 0
+        for process in list(self.services.processes.values()):
+            value = pss(process.pid) if process.poll() is None else None
+            total += value or 0
+        self.peak_pss_sum = max(self.peak_pss_sum, total if len(self.services.processes) == 3 else 0)
         if self._quit.wait(POLL_SECONDS):
             raise BenchError("the soak was stopped before it was done")
 
@@ -128,6 +154,7 @@ class Soak:
                 "warmup_iterations": base["iterations"],
                 "write_bytes_per_iteration": None if written is None else written / iterations,
                 "log_bytes_per_iteration": (end["log_bytes"] - base["log_bytes"]) / iterations,
+                "log_bytes": end["log_bytes"] - base["log_bytes"], "seconds": end["at"] - base["at"],
                 "state_file_bytes": state_size}
 
     def _backup_data(self, base_files, base, end):
@@ -152,7 +179,7 @@ class Soak:
             raise BenchError(f"the soak did not reach {self.target} iterations within {timeout:g} s")
         if self.error is not None:
             raise BenchError(f"the soak failed: {self.error}") from self.error
-        return self.results
+        return {**self.results, "peak_pss_sum": self.peak_pss_sum, "wipe": self.wipe}
 
     def stop(self):
         """Ask the watch thread to end early (Ctrl-C); the services stop in its finally."""
@@ -168,23 +195,24 @@ def _write_bytes(pid):
 
 
 def disk_per_day(results):
-    """Bytes a day at the default intervals: backup data, and the state files and logs of the three services."""
+    """Bytes a day at the default intervals: backup data, and the state files and logs of the three services.
+
+    Unchanged data rewrites each state file and logs its INFO line once per STATE_WRITE_INTERVAL (900 s);
+    the soak, at a 1 s clock, shows what one such period writes: its log bytes per second of soak.
+    """
     backup = results["backup_data"]
     per_backup = backup["bytes"] / backup["backups"] if backup["backups"] else None
+    periods = 86400 / DEFAULT_STATE_WRITE_INTERVAL
     state_and_logs = 0.0
     for name in SERVICE_NAMES:
         service = results[name]
-        per_iteration = service["state_file_bytes"] + service["log_bytes_per_iteration"]
-        if name == AUTO_BACKUP and backup["backup_line"] and backup["idle_line"]:
-            # The log line of a backup round is longer than an idle one; at the defaults 1 round in 8 backs up.
-            line = (DEFAULT_BACKUPS_PER_DAY * backup["backup_line"]
-                    + (DEFAULT_ITERATIONS_PER_DAY[name] - DEFAULT_BACKUPS_PER_DAY) * backup["idle_line"])
-            state_and_logs += DEFAULT_ITERATIONS_PER_DAY[name] * service["state_file_bytes"] + line
-        else:
-            state_and_logs += DEFAULT_ITERATIONS_PER_DAY[name] * per_iteration
+        rounds = min(DEFAULT_ITERATIONS_PER_DAY[name], periods)
+        log_per_period = service["log_bytes"] / max(service["seconds"] / SOAK_STATE_WRITE_INTERVAL, 1)
+        state_and_logs += rounds * (service["state_file_bytes"] + log_per_period)
     storage = None
     if all(results[name]["write_bytes_per_iteration"] is not None for name in SERVICE_NAMES):
-        storage = sum(DEFAULT_ITERATIONS_PER_DAY[name] * results[name]["write_bytes_per_iteration"]
-                      for name in SERVICE_NAMES)
+        # What the soak wrote per second at its 1 s clock is what one 900 s period writes at the defaults.
+        storage = sum(results[name]["write_bytes_per_iteration"] * results[name]["measured_iterations"]
+                      / results[name]["seconds"] * SOAK_STATE_WRITE_INTERVAL * periods for name in SERVICE_NAMES)
     return {"backup_data": None if per_backup is None else per_backup * DEFAULT_BACKUPS_PER_DAY,
             "state_and_logs": state_and_logs, "storage_writes": storage}

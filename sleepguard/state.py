@@ -11,24 +11,36 @@ import dataclasses
 import json
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from .services import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, state_file_path
+from .snapshot import parse_utc_time
 
 log = logging.getLogger(__name__)
+
+# A field that moves on every round even when nothing happened (a counter, a time, a latency): a change in it
+# alone is no news, so the runner writes it on its coarse clock instead of every round (material() leaves it out).
+TICKS = {"ticks": True}
+TOUCH_SLACK_SECONDS = 1.0
+
+
+def ticking(default=None):
+    """A dataclass field whose change alone is no news (see TICKS)."""
+    return field(default=default, metadata=TICKS)
 
 
 @dataclass
 class KeepAliveFigures:
     """The keep-alive's pings and the restarts it saw."""
 
-    latency_seconds: float | None = None
+    latency_seconds: float | None = ticking()
     slow: bool = False
     consecutive_failures: int = 0
-    last_ok_at: str | None = None
+    last_ok_at: str | None = ticking()
     last_restart_seen_at: str | None = None
     wakes_sent: int = 0
-    pings_ok: int = 0
+    pings_ok: int = ticking(0)
     pings_failed: int = 0
     last_error: str | None = None
     # The verdict this round computed (voice.py), its reasons' kinds, and the heartbeat's last action.
@@ -42,15 +54,15 @@ class KeepAliveFigures:
 class BackupFigures:
     """The backup service's backups by kind, the app's trigger counter, the restarts it saw."""
 
-    backups_taken: int = 0
+    backups_taken: int = ticking(0)
     good_count: int = 0
-    unchanged_count: int = 0
+    unchanged_count: int = ticking(0)
     suspect_count: int = 0
     failed_count: int = 0
-    last_backup_at: str | None = None
+    last_backup_at: str | None = ticking()
     last_backup_kind: str | None = None
-    last_backup_summary: str | None = None
-    last_good_backup_at: str | None = None
+    last_backup_summary: str | None = ticking()
+    last_good_backup_at: str | None = ticking()  # data_backup.json's mtime says it at once
     last_suspect_at: str | None = None
     trigger_count: int | None = None
     last_trigger_at: str | None = None
@@ -64,7 +76,7 @@ class BackupFigures:
 class RestoreFigures:
     """The restore service's checks, restores and back-off."""
 
-    last_check_at: str | None = None
+    last_check_at: str | None = ticking()
     last_verdict: str | None = None
     unknown_reads: int = 0
     wipes_seen: int = 0
@@ -113,12 +125,12 @@ class ServiceState:
     service: str = ""
     pid: int | None = None
     started_at: str | None = None
-    last_run_at: str | None = None
-    last_duration: float | None = None
-    last_outcome: str | None = None
-    last_summary: str | None = None
+    last_run_at: str | None = ticking()  # read_state takes the file's mtime when later
+    last_duration: float | None = ticking()
+    last_outcome: str | None = ticking()  # every outcome that matters moves a figure or a count
+    last_summary: str | None = ticking()
     last_figures: object = field(default_factory=dict)
-    iterations: int = 0
+    iterations: int = ticking(0)
     failures: int = 0
     consecutive_failures: int = 0
 
@@ -155,10 +167,28 @@ def as_json(record) -> dict:
     return json.loads(json.dumps(data, default=str))
 
 
+def material(state: ServiceState) -> dict:
+    """What of a state is news when it changes: everything but its ticking fields (TICKS), figures included."""
+    def news(record):
+        if not dataclasses.is_dataclass(record):
+            return json.loads(json.dumps(record, default=str))
+        return {f.name: news(getattr(record, f.name)) for f in dataclasses.fields(record) if not f.metadata.get("ticks")}
+    return news(state)
+
+
+def _iso(moment: datetime) -> str:
+    """A UTC time in utc_now_iso's form."""
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def read_state(data_dir: Path, service: str) -> ServiceState | None:
-    """Read a service's state file for the status screen; None when missing or garbage."""
+    """Read a service's state file for the status screen; None when missing or garbage.
+
+    A round that changed nothing only touches the file, so its mtime is the last run when it is later.
+    """
     path = state_file_path(data_dir, service)
     try:
+        stat = path.stat()
         data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
@@ -168,4 +198,10 @@ def read_state(data_dir: Path, service: str) -> ServiceState | None:
     if not isinstance(data, dict):
         log.warning("state file %s is not a JSON object", path)
         return None
-    return state_from_json(service, data)
+    state = state_from_json(service, data)
+    touched = datetime.fromtimestamp(stat.st_mtime, timezone.utc)
+    recorded = parse_utc_time(state.last_run_at)
+    # Written files have an mtime just past their run; a touch is a later round (a second of slack for the write).
+    if recorded is not None and touched > recorded + timedelta(seconds=(state.last_duration or 0) + TOUCH_SLACK_SECONDS):
+        state.last_run_at = _iso(touched)
+    return state

@@ -83,7 +83,9 @@ def command_env(data_dir, backend_url="", **overrides):
     """Environment for a command subprocess: our settings only, fast and private."""
     env = {k: v for k, v in os.environ.items() if k not in SETTINGS}
     env.update({"DATA_DIR": str(data_dir), "BACKEND_URL": backend_url, "READ_TIMEOUT": "5", "CONNECT_TIMEOUT": "2",
-                "RETRY_BACKOFF": "0.05", "RETRIES": "2", "ENV_FILE": NO_SETTINGS_FILE})
+                "RETRY_BACKOFF": "0.05", "RETRIES": "2", "ENV_FILE": NO_SETTINGS_FILE,
+                # Tests watch per-round counters in the state files: write them every round.
+                "STATE_WRITE_INTERVAL": "0.001"})
     env.update({k.upper(): str(v) for k, v in overrides.items()})
     return env
 

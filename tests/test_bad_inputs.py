@@ -60,6 +60,7 @@ WRONG = {
     "SLOW_ANSWER_SECONDS": ("", {}, "SLOW_ANSWER_SECONDS must be a number of seconds above 0"),
     "LOG_MAX_BYTES": ("1e6", {}, "LOG_MAX_BYTES must be a whole number of at least 1024"),
     "LOG_BACKUP_COUNT": ("0", {}, "LOG_BACKUP_COUNT must be a whole number of at least 1"),
+    "STATE_WRITE_INTERVAL": ("0", {}, "STATE_WRITE_INTERVAL must be a number of seconds above 0"),
     "LOG_LEVEL": ("verbose", {}, "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR"),
     "OFFSITE_URL": ("https://shop-copies/x", {}, "OFFSITE_URL must be s3://bucket/prefix"),
     "OFFSITE_ENDPOINT_URL": ("minio:9000", {}, "OFFSITE_ENDPOINT_URL must be an http:// or https:// URL"),

@@ -9,6 +9,7 @@ import stat
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import psutil
@@ -18,6 +19,7 @@ from sleepguard.logsetup import setup_command_logging, setup_service_logging
 from sleepguard.processes import check_service, signal_service
 from sleepguard.runner import read_state, state_file_path
 from sleepguard.services import pid_file_path
+from sleepguard.snapshot import parse_utc_time
 from sleepguard.state import as_json
 
 REPO_DIR = Path(__file__).resolve().parent.parent
@@ -34,6 +36,7 @@ from sleepguard.settings import load_settings
 from sleepguard.state import Iteration
 
 FAIL_EVERY = int(os.environ.get("DEMO_FAIL_EVERY", "0"))
+CHANGE_EVERY = int(os.environ.get("DEMO_CHANGE_EVERY", "0"))
 PADDING = "x" * int(os.environ.get("DEMO_PADDING", "0"))
 wakes = []
 
@@ -41,6 +44,9 @@ wakes = []
 def tick(context):
     if FAIL_EVERY and context.iteration % FAIL_EVERY == 0:
         raise ValueError(f"tick {context.iteration} failed on purpose")
+    if CHANGE_EVERY:
+        # Only the summary moves each round (it ticks); the figures change every CHANGE_EVERY-th round, three times.
+        return Iteration("good", f"tick {context.iteration}", {"phase": min(context.iteration // CHANGE_EVERY, 3)})
     return Iteration("good", f"tick {context.iteration} {PADDING}",
                      {"tick": context.iteration, "woken": context.woken, "wakes": len(wakes), "path": Path("/x")})
 
@@ -232,3 +238,28 @@ def test_logging_setup_is_idempotent_and_private(tmp_path):
                 handler.close()
         root.setLevel(before_level)
         os.umask(before_umask)
+
+
+def test_unchanged_rounds_write_the_state_file_once_and_the_last_run_stays_right(start_service, data_dir):
+    service = start_service(interval=0.005, DEMO_CHANGE_EVERY=100, STATE_WRITE_INTERVAL=3600, LOG_LEVEL="DEBUG")
+    path = state_file_path(data_dir, SERVICE)
+    wait_for_state(data_dir, lambda s: s["iterations"] == 300)
+    # Hundreds of unchanged rounds after the last change, well past read_state's second of slack.
+    wait_until_logged = time.monotonic() + 20
+    while "DEBUG tick 700\n" not in log_text(data_dir):
+        assert time.monotonic() < wait_until_logged, "the service never got to round 700"
+        time.sleep(0.05)
+    raw = json.loads(path.read_text())
+    shown = read_state(data_dir, SERVICE)
+    service.send_signal(signal.SIGTERM)
+    assert wait_for_exit(service) < 1.5
+
+    rounds = re.findall(r" (INFO|DEBUG) tick (\d+)$", log_text(data_dir), re.M)
+    # Written, and logged at INFO, only on the first round and the three rounds whose figures changed.
+    assert [int(number) for level, number in rounds if level == "INFO"] == [1, 100, 200, 300]
+    assert len(rounds) >= 700  # every other round went to DEBUG only
+    assert (raw["iterations"], raw["last_summary"], raw["last_figures"]) == (300, "tick 300", {"phase": 3})
+    # The status takes the last run from the file's mtime, touched every round: not the time of the last write.
+    assert shown.last_run_at > raw["last_run_at"]
+    assert parse_utc_time(shown.last_run_at) > datetime.now(timezone.utc) - timedelta(seconds=5)
+    assert parse_utc_time(shown.last_run_at) - parse_utc_time(raw["last_run_at"]) > timedelta(seconds=1)

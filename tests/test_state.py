@@ -7,7 +7,7 @@ from helpers import backup_now, make_settings, seed_shop
 from sleepguard import auto_backup, auto_restore, keep_alive
 from sleepguard.client import BackendClient
 from sleepguard.runner import ServiceContext, run_iteration, write_state
-from sleepguard.state import (BackupFigures, KeepAliveFigures, RestoreFigures, ServiceState, read_state,
+from sleepguard.state import (BackupFigures, KeepAliveFigures, RestoreFigures, ServiceState, material, read_state,
                               state_file_path)
 from sleepguard.status import collect_status
 
@@ -69,3 +69,18 @@ def test_a_service_backing_up_through_its_own_client_writes_typed_figures(demo_b
         state = run_and_write(settings, auto_backup.SERVICE, auto_backup.AutoBackup(settings, client).run_once)
     assert state.last_outcome == "unchanged"
     assert read_state(data_dir, auto_backup.SERVICE) == state
+
+
+def test_only_ticking_fields_moving_is_no_news_and_anything_else_is():
+    quiet = ServiceState(service=keep_alive.SERVICE, last_run_at="2026-12-01T00:00:00Z", iterations=1,
+                         last_summary="health ok in 0.050 s", last_figures=KeepAliveFigures(latency_seconds=0.05, pings_ok=1))
+    again = ServiceState(service=keep_alive.SERVICE, last_run_at="2026-12-01T00:02:00Z", iterations=2,
+                         last_summary="health ok in 0.061 s", last_figures=KeepAliveFigures(latency_seconds=0.061, pings_ok=2))
+    assert material(quiet) == material(again)
+    failed = ServiceState(service=keep_alive.SERVICE, iterations=3,
+                          last_figures=KeepAliveFigures(consecutive_failures=1, pings_ok=2, pings_failed=1))
+    assert material(failed) != material(again)
+    assert material(ServiceState(service="x", last_figures={"n": 1})) != material(ServiceState(service="x",
+                                                                                             last_figures={"n": 2}))
+    assert material(BackupFigures(good_count=1)) != material(BackupFigures(good_count=2))
+    assert material(BackupFigures(unchanged_count=1)) == material(BackupFigures(unchanged_count=9))
