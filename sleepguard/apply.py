@@ -197,17 +197,26 @@ class _Applier:
             with ThreadPoolExecutor(self.workers) as pool:
                 # Owner by owner: the account (the server hashes its PIN, one at a time whatever we send), then
                 # that owner's customers at once, so the owner who worked last can sign in and see them all first.
-                users_done = 0
+                # Nothing goes ahead of the first owner; after it, the next account is sent while the customers of
+                # the one before are still on their way, so an owner costs one hash, not a hash and round trips.
+                users_done, in_flight = 0, []
                 for email in self.owners_in_order():
                     if email in to_create:
                         create_user(to_create[email])
                         users_done += 1
                         if self.progress is not None:
                             self.halting_on_os_error(self.progress.advance)(users_done)
-                    list(pool.map(self.create_customer, customers_of.get(email, [])))
-                    if self.result.first_owner is None and not self.stopped():
+                    sent = [pool.submit(self.create_customer, customer) for customer in customers_of.get(email, [])]
+                    if self.result.first_owner is not None:
+                        in_flight += sent
+                        continue
+                    for future in sent:
+                        future.result()
+                    if not self.stopped():
                         self.result.first_owner = email
                         self.result.first_owner_seconds = time.monotonic() - started
+                for future in in_flight:
+                    future.result()
             if not self.stopped():
                 # Each check is a sign-in, a hash on the server: only once everyone is back.
                 self.forget_pins_opening_nothing()
