@@ -252,7 +252,7 @@ def users_on(url):
 
 def test_ctrl_c_lets_the_requests_in_flight_finish_keeps_the_pins_of_exactly_the_accounts_created(demo_backend,
                                                                                                    data_dir):
-    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=300, customers=1)
+    shop, before = backed_up_wiped_shop(demo_backend, data_dir, users=100, customers=1)
     with FaultProxy(demo_backend.url) as proxy:
         proxy.set_fault("latency", latency=0.02)  # a host a little further away: the restore takes a while
         process = start_restore(data_dir, proxy.url, "--yes")
@@ -263,11 +263,11 @@ def test_ctrl_c_lets_the_requests_in_flight_finish_keeps_the_pins_of_exactly_the
         finally:
             process.kill()
     assert process.returncode == 130 and "Traceback" not in stderr, stderr
-    found = re.search(r"^interrupted: (\d+) of 300 users and (\d+) of 300 customers restored; "
+    found = re.search(r"^interrupted: (\d+) of 100 users and (\d+) of 100 customers restored; "
                       r"run restore_simple\.py again to finish the job$", stdout, re.M)
     assert found, stdout
     created = users_on(demo_backend.url)
-    assert int(found[1]) == len(created) < 300
+    assert int(found[1]) == len(created) < 100
     assert sorted(read_restored_pins(data_dir)) == created, "restored_pins.json must hold exactly the accounts created"
     assert stderr.count("\n") == 1 and "stopping: nothing new starts, the requests in flight finish" in stderr
     pins = read_restored_pins(data_dir)
