@@ -590,9 +590,10 @@ def method_notes(args):
         f"and a wiped read never counts towards it. naive: keep-last-{KEEP_FILES} files every 2 minutes.",
         "Memory together: the sum of the three services' PSS (from /proc/PID/smaps_rollup: each shared page "
         "counted by its share, so shared pages once in all), sampled every 0.25 s through the soak, its wipe and its "
-        "restore included; the peak of the sum. ALERT_URLS, HEARTBEAT_URL and the off-site settings are not wired "
-        "into the three services on main yet (alerts.py, heartbeat.py and offsite*.py are a library), so setting "
-        "them changes nothing the services load: the soak runs without them.",
+        "restore included; the peak of the sum. The soak runs with ALERT_URLS and HEARTBEAT_URL pointed at a local "
+        "receiver (apprise's json:// target) and the off-site settings at moto's S3 server: the keep-alive judges "
+        "and tells each round, and every new good backup is encrypted and queued; apprise and the S3 client load only "
+        "in the short-lived sender and uploader, which are not counted.",
         f"Real PIN cost: a second demo back end hashes PINs at bcrypt {REAL_PIN_HASH_ROUNDS} (the real server's "
         "cost), serialised as the real event loop does, behind the same latency; it holds the same shop. An owner "
         "in the middle of the list sends the last trigger, then a backup is taken, the back end wiped and an "

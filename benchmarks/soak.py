@@ -5,12 +5,15 @@ naive baseline (which only waits on the network) is timed. Each service is measu
 stopped once its state file shows the target number of iterations.
 """
 
+import subprocess
+import sys
 import threading
 import time
 
 import psutil
 
-from rig import AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, SERVICE_NAMES, BenchError, Demo, Services, memory, pss, renice
+from rig import (AUTO_BACKUP, AUTO_RESTORE, KEEP_ALIVE, PROJECT_DIR, SERVICE_NAMES, BenchError, Demo, Services, memory,
+                 pss, renice)
 from sleepguard.settings import SETTINGS
 from sleepguard.services import SERVICES, state_file_path
 from sleepguard.store import HISTORY_FOLDER, LATEST_NAME
@@ -60,8 +63,9 @@ def line_lengths(data_dir, service, marker):
 class Soak:
     """Start, watch in a thread, and gather: memory per service, bytes written per iteration, backup data written."""
 
-    def __init__(self, bench, state, target_iterations, cleanup):
+    def __init__(self, bench, state, target_iterations, cleanup, with_voice=True):
         self.bench = bench
+        self.with_voice = with_voice
         self.source_state = state
         self.target = target_iterations
         self.warmup = max(20, target_iterations // 10)
@@ -73,15 +77,38 @@ class Soak:
         self._thread = threading.Thread(target=self._watch, name="soak-watch", daemon=True)
         self._quit = threading.Event()
 
+    def voice_and_offsite(self):
+        """ALERT_URLS and HEARTBEAT_URL at a local receiver, off-site copies to moto's S3 server: all configured."""
+        from helpers import free_port
+        from offsite_helpers import MOTO_KEY_ID, MOTO_SECRET, MotoServer, new_identity
+        port = free_port()
+        receiver = subprocess.Popen([sys.executable, str(PROJECT_DIR / "tests" / "http_receiver.py"), "--port",
+                                     str(port), "--record", str(self.bench.workdir / "received.jsonl")],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                                    text=True)
+        self.cleanup.callback(receiver.kill)
+        if receiver.stdout.readline().strip() != "ready":
+            raise BenchError("the alert and heartbeat receiver did not start")
+        receiver_url = f"http://127.0.0.1:{port}"
+        moto = MotoServer()
+        self.cleanup.callback(moto.stop)
+        moto.client().make_bucket("soak-copies")
+        _identity, recipient = new_identity(self.bench.workdir)
+        host_port = receiver_url.removeprefix("http://")
+        return {"alert_urls": f"json://{host_port}/", "heartbeat_url": f"{receiver_url}/heartbeat",
+                "offsite_url": "s3://soak-copies/sleepguard", "offsite_endpoint_url": moto.url,
+                "offsite_recipient": recipient, "aws_access_key_id": MOTO_KEY_ID, "aws_secret_access_key": MOTO_SECRET}
+
     def start(self):
         self.demo = Demo(self.bench.workdir, "soak-demo")
         self.cleanup.callback(self.demo.stop)
         renice(self.demo.process.pid)
         self.demo.put_state(self.source_state)
         self.data_dir = self.bench.data_dir("soak")
+        self.configured = self.voice_and_offsite() if self.with_voice else {}
         self.services = Services(self.bench, self.data_dir, self.demo.url, nice=True, backend_mode="snapshot",
                                  api_token=self.demo.token, state_write_interval=SOAK_STATE_WRITE_INTERVAL,
-                                 **SOAK_INTERVALS)
+                                 **SOAK_INTERVALS, **self.configured)
         self.cleanup.callback(self.services.stop_all)
         for name in SERVICE_NAMES:
             self.services.start(name)

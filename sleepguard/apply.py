@@ -23,6 +23,10 @@ from .plan import (PIN_FROM_RESTORED, PIN_NEW_RANDOM, PINS_TO_HAND_OUT, UserToCr
 
 log = logging.getLogger(__name__)
 
+# Account creations asked for at once after the first owner: the server hashes them one after another anyway, and
+# a second one waiting keeps it busy while the first one's answer travels back.
+ACCOUNTS_IN_FLIGHT = 2
+
 
 @dataclass
 class RestoreResult:
@@ -193,30 +197,36 @@ class _Applier:
             customers_of.setdefault(customer.owner_email, []).append(customer)
         create_user = self.halting_on_os_error(
             lambda user: self.create_user(user, pins[user.email], fresh=user.email in fresh))
+        users_done = []
+
+        def owner(email, customers_pool):
+            """One owner: the account, then all its customers sent at once; returns their futures."""
+            if email in to_create:
+                create_user(to_create[email])
+                with self.lock:
+                    users_done.append(email)
+                    if self.progress is not None:
+                        self.halting_on_os_error(self.progress.advance)(len(users_done))
+            return [customers_pool.submit(self.create_customer, customer) for customer in customers_of.get(email, [])]
+
         try:
-            with ThreadPoolExecutor(self.workers) as pool:
-                # Owner by owner: the account (the server hashes its PIN, one at a time whatever we send), then
-                # that owner's customers at once, so the owner who worked last can sign in and see them all first.
-                # Nothing goes ahead of the first owner; after it, the next account is sent while the customers of
-                # the one before are still on their way, so an owner costs one hash, not a hash and round trips.
-                users_done, in_flight = 0, []
-                for email in self.owners_in_order():
-                    if email in to_create:
-                        create_user(to_create[email])
-                        users_done += 1
-                        if self.progress is not None:
-                            self.halting_on_os_error(self.progress.advance)(users_done)
-                    sent = [pool.submit(self.create_customer, customer) for customer in customers_of.get(email, [])]
-                    if self.result.first_owner is not None:
-                        in_flight += sent
-                        continue
-                    for future in sent:
+            # Owner by owner, most recently active first: the account (the server hashes its PIN, one at a time
+            # whatever we send), then that owner's customers at once. Nothing goes ahead of the first owner, who can
+            # sign in and see every customer after about one hash. After it, ACCOUNTS_IN_FLIGHT accounts are asked
+            # for at a time, so the server always has the next hash waiting while an answer travels back.
+            with ThreadPoolExecutor(self.workers) as customers_pool, \
+                    ThreadPoolExecutor(ACCOUNTS_IN_FLIGHT) as accounts_pool:
+                order = self.owners_in_order()
+                for email in order[:1]:
+                    for future in owner(email, customers_pool):
                         future.result()
                     if not self.stopped():
                         self.result.first_owner = email
                         self.result.first_owner_seconds = time.monotonic() - started
-                for future in in_flight:
-                    future.result()
+                jobs = [accounts_pool.submit(owner, email, customers_pool) for email in order[1:]]
+                for job in jobs:
+                    for future in job.result():
+                        future.result()
             if not self.stopped():
                 # Each check is a sign-in, a hash on the server: only once everyone is back.
                 self.forget_pins_opening_nothing()
