@@ -328,6 +328,7 @@ class Benchmark:
                 f"{step} {seconds(point[step]['seconds'])}/{size(point[step]['peak_rss'])}" for step in CURVE_STEPS))
         self.figures["curve"] = points
         svg_path = self.args.output.with_name(CHART_NAME)
+        svg_path.parent.mkdir(parents=True, exist_ok=True)  # --output may name a folder that is not there yet
         svg_path.write_text(cost_chart(points, CURVE_STEPS))
         self.figures["chart"] = svg_path
 

@@ -145,6 +145,11 @@ class AutoBackup:
         if outcome.kind in ("good", "unchanged"):
             figures.last_good_backup_at = now_iso
             self.backed_up_user_ids = None
+        if outcome.kind == "good" and outcome.judgement is not None and outcome.judgement.verdict == "first":
+            # The restore service found nothing to compare with at its start; without this it would wait out its
+            # whole interval before its first check, and the status could not say PROTECTED meanwhile.
+            self.wake.nudge("the first good backup is in")
+            figures.wakes_sent = self.wake.sent
         elif outcome.kind == "suspect":
             figures.last_suspect_at = now_iso
         return self.answer(outcome.kind, f"{summary} [{why}]", warn=outcome.kind not in ("good", "unchanged"))

@@ -72,13 +72,17 @@ class PendingWake:
         self.pending = why
         return self.deliver()
 
-    def deliver(self):
-        """Send a waiting wake; True when the restore service got it (False also when none waits)."""
-        if not self.pending:
-            return False
+    def nudge(self, why):
+        """Wake the restore service now if it runs; never kept: one that starts later checks at its start anyway."""
         if not signal_service(self.data_dir, RESTORE_SERVICE, signal.SIGUSR1):
             return False
-        log.debug("woke the restore service: %s", self.pending)
-        self.pending = ""
+        log.debug("woke the restore service: %s", why)
         self.sent += 1
+        return True
+
+    def deliver(self):
+        """Send a waiting wake; True when the restore service got it (False also when none waits)."""
+        if not self.pending or not self.nudge(self.pending):
+            return False
+        self.pending = ""
         return True

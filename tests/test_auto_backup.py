@@ -224,6 +224,20 @@ def test_a_wake_the_restore_service_was_not_there_for_is_sent_when_it_is(service
     wait_for_log(data_dir, BACKUP, "woke the restore service at last (back end restarted (trigger count 1 -> 0))", 5)
 
 
+def test_the_first_good_backup_wakes_the_restore_service_so_its_first_check_need_not_wait(services, demo_backend,
+                                                                                          data_dir):
+    seed_shop(demo_backend.url, users=2, customers=3)
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL="0.1",
+                      RESTORE_CHECK_INTERVAL="120")
+    services.start(RESTORE, env)
+    wait_for_figures(data_dir, RESTORE, lambda f: f["last_check_at"], 10, "a check with no backup yet")
+    assert read_state(data_dir, RESTORE).last_outcome == "no_backup"
+    services.start(BACKUP, env)
+    # Its next check would come in 120 s: the wake brings it now, so the status can say PROTECTED.
+    wait_for_figures(data_dir, RESTORE, lambda f: f["last_verdict"] == "unchanged", 10, "the first real check")
+    assert read_state(data_dir, BACKUP).last_figures.wakes_sent == 1
+
+
 # --- off-site copies from the backup service ---
 
 def _timed_good_backups(settings, url, user_id, count, first, environ=None):
