@@ -222,3 +222,18 @@ def test_accept_current_adopts_a_back_end_the_legacy_backup_never_saw(demo_backe
     assert accepted.returncode == 0 and accepted.stdout.startswith("backup good: 2 users, 4 customers"), accepted.stdout
     assert BackupStore(make_settings(data_dir, demo_backend.url)).latest_good_backup().counts()["users"] == 2
     assert "legacy" not in run_command("manual_backup.py", "--list", env=env).stdout.splitlines()[1]
+
+
+def test_an_answer_nested_5000_deep_is_one_line_and_no_file(data_dir):
+    from test_client import CannedServer
+    deep = b"[" * 5000 + b"]" * 5000
+    status = b'{"status": "healthy", "backup_triggers_count": 0, "recent_triggers": [], "last_backup": null}'
+    server = CannedServer({"/api/users": (200, "application/json", deep),
+                           "/api/backup/status": (200, "application/json", status)})
+    try:
+        result = run_command("manual_backup.py", env=command_env(data_dir, server.url))
+    finally:
+        server.stop()
+    assert result.returncode == 1 and "Traceback" not in result.stdout + result.stderr, result.stderr
+    assert result.stdout.startswith("backup failed") and "nested too deeply" in result.stdout
+    assert result.stdout.count("\n") == 1 and not (data_dir / "data_backup.json").exists()
