@@ -10,7 +10,8 @@ import requests
 
 from helpers import DEMO_STARTUP_DEADLINE, NO_SETTINGS_FILE, PROJECT_DIR, TEST_PIN_HASH_ROUNDS, free_port, make_settings, \
     start_demo_process
-from service_helpers import processes_of
+from fault_proxy import FaultProxy
+from service_helpers import Services, processes_of
 from sleepguard.launcher import stop_services
 from sleepguard.services import demo_folder_path
 from sleepguard.settings import SETTINGS
@@ -68,6 +69,20 @@ def start_demo():
     yield start
     for backend in started:
         backend.stop()
+
+
+@pytest.fixture
+def services():
+    """The service processes a test starts (service_helpers.Services), each stopped afterwards."""
+    with Services() as started:
+        yield started
+
+
+@pytest.fixture
+def proxy(demo_backend):
+    """A fault proxy in front of the demo back end (a test file may give its own)."""
+    with FaultProxy(demo_backend.url) as running:
+        yield running
 
 
 @pytest.fixture

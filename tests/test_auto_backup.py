@@ -10,19 +10,13 @@ import requests
 
 from fault_proxy import FaultProxy
 from helpers import command_env, seed_shop
-from service_helpers import (BackupWatcher, Services, backup_document, log_text, seeded_view, shop_by_owner,
+from service_helpers import (BackupWatcher, backup_document, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_for_log, wait_until)
 from sleepguard.runner import read_state
 from sleepguard.snapshot import parse_backup
 
 BACKUP = "auto_backup_super_aggressive"
 RESTORE = "auto_restore_service"
-
-
-@pytest.fixture
-def services():
-    with Services() as started:
-        yield started
 
 
 def add_customer(url, shop, name):

@@ -9,7 +9,7 @@ import requests
 from conftest import DEMO_TOKEN
 from fault_proxy import FaultProxy
 from helpers import backup_now, command_env, make_settings, seed_shop
-from service_helpers import (LOG_NAMES, BackupWatcher, Services, figures, log_text, seeded_view, shop_by_owner,
+from service_helpers import (LOG_NAMES, BackupWatcher, figures, log_text, seeded_view, shop_by_owner,
                              wait_for_figures, wait_for_log, wait_until)
 from sleepguard.atomicfile import write_json_atomic
 from sleepguard.processes import signal_service
@@ -22,12 +22,6 @@ BACKUP = "auto_backup_super_aggressive"
 RESTORE = "auto_restore_service"
 # Long, odd PINs: a short one could turn up in a log by chance (a time, a port) and hide a real leak.
 SEEDED_PINS = lambda i: f"5820391{i}"  # noqa: E731
-
-
-@pytest.fixture
-def services():
-    with Services() as started:
-        yield started
 
 
 def customer_contents(state):

@@ -5,25 +5,12 @@ import time
 
 import pytest
 
-from fault_proxy import FaultProxy
 from helpers import RawServer, command_env, seed_shop
-from service_helpers import Services, figures, log_text, wait_for_figures, wait_for_log, wait_until
+from service_helpers import figures, log_text, wait_for_figures, wait_for_log, wait_until
 from sleepguard.runner import read_state
 
 KEEP_ALIVE = "keep_alive_super_aggressive"
 RESTORE = "auto_restore_service"
-
-
-@pytest.fixture
-def services():
-    with Services() as started:
-        yield started
-
-
-@pytest.fixture
-def proxy(demo_backend):
-    with FaultProxy(demo_backend.url) as running:
-        yield running
 
 
 def start_restore_service(services, env, data_dir):

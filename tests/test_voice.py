@@ -5,9 +5,8 @@ import time
 
 import pytest
 
-from fault_proxy import FaultProxy
 from helpers import command_env, make_settings, seed_shop
-from service_helpers import Services, figures, wait_for_figures, wait_until
+from service_helpers import figures, wait_for_figures, wait_until
 from sleepguard import alerts, verdict as verdicts
 from sleepguard.runner import read_state
 from sleepguard.voice import VerdictChange, conditions
@@ -67,18 +66,6 @@ def test_the_verdict_getting_worse_or_better_is_said_once_after_alert_after_roun
 
 
 # --- the services as real processes ---
-
-@pytest.fixture
-def services():
-    with Services() as started:
-        yield started
-
-
-@pytest.fixture
-def proxy(demo_backend):
-    with FaultProxy(demo_backend.url) as running:
-        yield running
-
 
 def start_watching(services, demo, proxy, data_dir, urls=(), **overrides):
     """The three services through the proxy with short intervals, alerts after 2 rounds; a good backup first."""
