@@ -1,6 +1,7 @@
 """The watcher's voice: verdict reasons as alerts, the verdict's change said once, and the three services as
 real processes telling a real receiver (apprise json://) and a heartbeat receiver about the back end."""
 
+import re
 import time
 
 import pytest
@@ -172,3 +173,35 @@ def test_an_alert_receiver_down_for_several_periods_gets_every_alert_once_and_th
     # The loop kept its pace while a receiver was down: each round is 0.3 s of waiting plus its own work.
     assert done >= elapsed / 0.6 - 1, (done, elapsed)
     assert all(process.poll() is None for process in services.started)
+
+
+def test_a_service_that_died_is_one_alert_naming_it_and_the_command_that_starts_it(services, demo_backend, proxy,
+                                                                                  data_dir, receiver):
+    start_watching(services, demo_backend, proxy, data_dir, [receiver.apprise_url])
+    restore_service = next(p for p in services.started if p.args[-1].endswith(f"{RESTORE}.py"))
+    restore_service.kill()
+    died = "The auto-restore service is not running."
+
+    wait_until(lambda: [m for m in messages(receiver) if died in m], DEADLINE, "the 'service died' alert")
+    rounds = read_state(data_dir, KEEP_ALIVE).iterations
+    wait_until(lambda: read_state(data_dir, KEEP_ALIVE).iterations >= rounds + 4, DEADLINE, "four more rounds")
+    (message,) = [m for m in messages(receiver) if died in m]
+    assert "Fix: python3 start_all_super_services.py" in message
+
+
+def test_a_large_deletion_held_is_one_alert_with_the_command_that_accepts_it(services, demo_backend, proxy,
+                                                                            data_dir, receiver):
+    import requests
+    start_watching(services, demo_backend, proxy, data_dir, [receiver.apprise_url])
+    state = demo_backend.state()
+    for customer in state["customers"][1:]:  # three of the four at once: over LARGE_DROP_FRACTION
+        requests.delete(f"{demo_backend.url}/api/customers/{customer['id']}", params={"user_id": customer["user_id"]},
+                        timeout=10).raise_for_status()
+    held = "A large deletion is held for review"
+
+    wait_until(lambda: [m for m in messages(receiver) if held in m], DEADLINE, "the 'held' alert")
+    rounds = read_state(data_dir, KEEP_ALIVE).iterations
+    wait_until(lambda: read_state(data_dir, KEEP_ALIVE).iterations >= rounds + 4, DEADLINE, "four more rounds")
+    (message,) = [m for m in messages(receiver) if held in m]
+    # Owners are named masked, never in full.
+    assert "--accept-shrink" in message and not re.search(r"\bowner\d+@example\.com", message), message
