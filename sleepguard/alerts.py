@@ -43,7 +43,7 @@ MAX_RETRY_PAUSE = 3600.0
 MAX_MESSAGES = 200
 # One message stays readable on a phone; the status screen has the rest.
 MAX_LINES = 30
-MAX_LINE_CHARS = 300
+MAX_LINE_CHARS = 500
 OUTBOX_VERSION = 1
 
 # Worst last: a message takes the worst severity of its lines. "fine" is a problem's end.

@@ -535,6 +535,7 @@ def describe_new_identity(path, recipient_line):
 
 # What an OSError says in a failed backup when the watcher's own disk is the trouble (ENOSPC, EROFS, EDQUOT).
 DISK_TROUBLE = ("No space left on device", "Read-only file system", "Disk quota exceeded")
+ALERT_REASON_CHARS = 240  # alerts.MAX_LINE_CHARS leaves room for the fix after it
 VERDICT_WORSE = "Worse now: the shop's data is {new} (it was {old})."
 VERDICT_BETTER = "Better now: the shop's data is {new} (it was {old})."
 
@@ -546,7 +547,8 @@ def alert_line(reason):
     if reason.kind == "backup_failing" and any(trouble in why for trouble in DISK_TROUBLE):
         text = f"Disk trouble on the watcher: backups cannot be written ({why})."
         fix = "free some space on the watcher's disk, or choose a DATA_DIR on a writable disk"
-    return f"{text} Fix: {fix}" if fix else text
+    # A long reason is cut, never its fix: the owner reading it on the phone must see what to run.
+    return f"{shorten(text, ALERT_REASON_CHARS)} Fix: {fix}" if fix else shorten(text, ALERT_REASON_CHARS)
 
 
 def verdict_change_line(new_word, old_word, better):

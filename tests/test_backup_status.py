@@ -202,3 +202,26 @@ def test_the_status_is_of_the_back_end_the_services_watch(data_dir, start_demo, 
     assert status["backend"]["url"] == watched.url and status["backend"]["settings_url"] == elsewhere.url
     screen = run_command(STATUS, env=command_env(data_dir, elsewhere.url)).stdout
     assert f"the services watch this one; BACKEND_URL in the settings is {elsewhere.url}" in screen
+
+
+def test_a_foreign_back_end_is_one_alert_with_both_choices_and_nothing_restored(data_dir, start_demo, receiver,
+                                                                                 stopped_afterwards):
+    first, other = start_demo(), start_demo()
+    seed_shop(first.url, users=2, customers=2, prefix="first")
+    assert backup_now(make_settings(data_dir, first.url)).kind == "good"
+    seed_shop(other.url, users=2, customers=3, prefix="other")
+    before = other.state()
+    env = command_env(data_dir, other.url, **FAST, ALERT_URLS=receiver.apprise_url, ALERT_AFTER="2",
+                      ALERT_BATCH_SECONDS="0.2", ALERT_RETRY_SECONDS="0.2")
+    start_services(env)
+    foreign = "The back end holds data the backup does not know"
+
+    def alerts():
+        return [n["message"] for n in receiver.notifications() if foreign in n["message"]]
+    wait_until(alerts, 30, "the 'foreign back end' alert")
+    rounds = json.loads(run_command(STATUS, "--json", env=env).stdout)["services"][0]["iterations"]
+    wait_until(lambda: json.loads(run_command(STATUS, "--json", env=env).stdout)["services"][0]["iterations"]
+               >= rounds + 4, 30, "four more keep-alive rounds")
+    (message,) = alerts()
+    assert "--accept-current" in message and "restore_simple.py" in message
+    assert other.state()["users"] == before["users"] and other.state()["customers"] == before["customers"]
