@@ -139,7 +139,7 @@ SETTINGS = {
     # 32: reading a customer list hashes nothing, so the host does the same work whatever the concurrency and
     # only the waiting overlaps; at 50 ms a round trip 32 makes a backup >= 10x the sequential way (benchmarks/).
     "BACKUP_WORKERS": ("32", lambda n, r: _count(n, r, 1), "parallel requests while reading or restoring customers"),
-    "RESTORE_WORKERS": ("8", lambda n, r: _count(n, r, 1), "parallel requests while restoring"),
+    "RESTORE_WORKERS": ("32", lambda n, r: _count(n, r, 1), "parallel requests while restoring customers (creating one hashes nothing)"),
     "CONNECT_TIMEOUT": ("10", _seconds, "seconds to wait for a connection"),
     "READ_TIMEOUT": ("90", _seconds, "seconds one request may take, its retries included (must outlast a cold start)"),
     "RETRIES": ("3", lambda n, r: _count(n, r, 0, MAX_RETRIES), "retries of a request that got no usable answer (reads, and the restore's creating POSTs)"),
