@@ -28,7 +28,6 @@ VERDICT_NAMES = {0: "PROTECTED", 1: "WARNING", 2: "NOT PROTECTED", 3: "UNKNOWN"}
 # healthchecks.io: a ping should finish within 10 s; a few retries ride out a timeout or a 5xx.
 TIMEOUT = 10.0
 RETRIES = 3
-RETRY_BACKOFF = 0.5
 # healthchecks.io keeps the first 10 kB of a ping's body.
 MAX_BODY_BYTES = 10_000
 FAIL_PATH = "/fail"
@@ -70,12 +69,12 @@ def fail_body(settings, verdict):
     return body[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
 
 
-def _send(url, body):
+def _send(url, body, backoff):
     """One request, retried by hand on a timeout, a refused connection or a 5xx (urllib3's own retries
     would log the URL, whose path is the check's secret); the last answer or error decides."""
     for attempt in range(RETRIES + 1):
         if attempt:
-            time.sleep(RETRY_BACKOFF * 2 ** (attempt - 1))
+            time.sleep(backoff * 2 ** (attempt - 1))
         try:
             if body is None:
                 answer = requests.get(url, timeout=TIMEOUT)
@@ -97,7 +96,8 @@ def ping(settings, body=None):
     what = describe_url(settings.heartbeat_url) + (" /fail" if body is not None else "")
     guard_logger(URLLIB3_LOGGER, settings_secrets(settings))
     try:
-        answer = _send(settings.heartbeat_url + (FAIL_PATH if body is not None else ""), body)
+        # The pause between tries is RETRY_BACKOFF's, the one setting for it.
+        answer = _send(settings.heartbeat_url + (FAIL_PATH if body is not None else ""), body, settings.retry_backoff)
     except requests.RequestException as exc:
         # The exception names the URL: say only what kind of failure it was.
         log.warning("heartbeat %s failed: %s", what, type(exc).__name__)
