@@ -77,7 +77,7 @@ def test_a_slow_answer_after_fast_ones_counts_as_a_cold_start_once(services, pro
 
 @pytest.mark.parametrize("mode", ["silent", "trickle"])
 def test_a_round_against_a_host_that_never_answers_ends_in_time(services, data_dir, mode):
-    interval, read_timeout = 0.5, 1.5
+    interval, read_timeout = 0.5, 1.0
     with RawServer(mode) as server:
         services.start(KEEP_ALIVE, command_env(data_dir, server.url, KEEP_ALIVE_INTERVAL=interval,
                                                READ_TIMEOUT=read_timeout, RETRIES=3))
