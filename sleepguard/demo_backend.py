@@ -10,6 +10,7 @@ money (written "NaN", "Infinity" or "-Infinity", since JSON has no such numbers)
 """
 
 import argparse
+import collections
 import copy
 import email.message
 import hmac
@@ -106,24 +107,31 @@ def new_id():
 
 
 class EventLoop:
-    """One request at a time, in arrival order: the real server hashes PINs inside its one asyncio loop."""
+    """One request at a time, in arrival order: the real server hashes PINs inside its one asyncio loop.
+
+    The one leaving hands the loop straight to the next in line, so a finished request wakes one waiter, not all.
+    """
 
     def __init__(self):
-        self._turn = threading.Condition()
-        self._next_ticket = 0
-        self._serving = 0
+        self._lock = threading.Lock()
+        self._waiting = collections.deque()  # an Event per request in line, first come first
+        self._busy = False
 
     def __enter__(self):
-        with self._turn:
-            ticket = self._next_ticket
-            self._next_ticket += 1
-            while ticket != self._serving:
-                self._turn.wait()
+        with self._lock:
+            if not self._busy:
+                self._busy = True
+                return
+            turn = threading.Event()
+            self._waiting.append(turn)
+        turn.wait()
 
     def __exit__(self, *exc_info):
-        with self._turn:
-            self._serving += 1
-            self._turn.notify_all()
+        with self._lock:
+            if self._waiting:
+                self._waiting.popleft().set()  # still busy: the next one has it now
+            else:
+                self._busy = False
 
 
 # --- e-mails and PINs as the real server treats them ---
