@@ -6,6 +6,8 @@ a full or read-only disk) gets a hint by its errno, as python-dotenv's own comma
 """
 
 import errno
+import os
+import sys
 
 from .exceptions import SleepguardError
 
@@ -44,3 +46,17 @@ def error_exit(prog, exc):
     # One line even when a message carries several (a log tail after it), so scripts and logs read it whole.
     line = " / ".join(part.strip() for part in text.splitlines() if part.strip()) or type(exc).__name__
     return ERROR_EXIT, f"{prog}: error: {line}\n"
+
+
+def _closed_stdout_is_no_error(kind, value, traceback):
+    """`backup_status.py | head` closes the pipe early: end quietly, with no traceback, as other tools do."""
+    if issubclass(kind, BrokenPipeError):
+        # Python flushes stdout once more on its way out: let that go nowhere instead of failing again.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return
+    sys.__excepthook__(kind, value, traceback)
+
+
+def quiet_closed_stdout():
+    """Make a reader that stops reading (a pipe into head) end the command quietly; exit code 1, as any error."""
+    sys.excepthook = _closed_stdout_is_no_error

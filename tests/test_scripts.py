@@ -1,6 +1,7 @@
 """Every top-level command is a short, documented file with a test of its own (psutil's test_scripts idea)."""
 
 import ast
+import os
 import signal
 import socket
 import subprocess
@@ -86,3 +87,19 @@ def test_ctrl_c_while_a_command_waits_for_the_back_end_is_one_line(command, data
     assert process.returncode == 130
     assert stderr == f"{command}: interrupted: every file is written whole or not at all, so it is safe to run it again\n"
     assert stdout == "" and list(data_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize("command, args", [("backup_status.py", ()), ("manual_backup.py", ("--list",)),
+                                           ("restore_simple.py", ("--pins-handed-out",)),
+                                           ("start_all_super_services.py", ("--stop",))])
+def test_a_reader_that_stopped_reading_ends_the_command_quietly(command, args, data_dir):
+    # `backup_status.py | head`: the pipe is closed before the command writes a word.
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        result = subprocess.run([sys.executable, str(PROJECT_DIR / command), *args], cwd=PROJECT_DIR,
+                                env=command_env(data_dir), stdin=subprocess.DEVNULL, stdout=write_end,
+                                stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert "Traceback" not in result.stderr and "BrokenPipe" not in result.stderr, result.stderr
