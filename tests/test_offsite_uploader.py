@@ -57,7 +57,10 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_latest_and_the_next_run
         # kills land in the middle of the queue, during a copy's upload or between it and the pointer's.
         proxy.set_fault("latency", latency=0.1)
         env = uploader_env(settings, proxy.url)
+        cut_short = 0
         for _round in range(4):
+            if not queued_copies(settings):
+                break  # the earlier runs got through everything: nothing left to cut short
             seen = proxy.requests_seen
             process = start_uploader(env)
             deadline = time.monotonic() + START_DEADLINE
@@ -73,7 +76,9 @@ def test_kill_9_at_random_moments_never_leaves_a_partial_latest_and_the_next_run
                 assert f"{PREFIX}/{name}" in objects, f"seed {seed}: the pointer names a missing copy"
                 assert fetch_latest(settings)[0] in backups, f"seed {seed}"
             assert all(ok for _name, ok, _why in check_remote(settings)), f"seed {seed}: a partial copy"
-        assert queued_copies(settings), f"seed {seed}: the kills came too late to cut any run short"
+            cut_short += bool(queued_copies(settings))
+        # The first kill comes within 0.8 s of a run's first request, long before all eight copies went up.
+        assert cut_short, f"seed {seed}: the kills came too late to cut any run short"
         proxy.clear()
         process = start_uploader(env)
         assert process.wait(30) == 0, process.stderr.read()

@@ -16,7 +16,7 @@ from them follows what the back end must hold at the end (see expectations()). A
 every version of data_backup.json: it verifies, never loses a customer, never holds a duplicate or
 a stranger, and goes back to an older write of a customer only from a late one (a backup of the
 last instant before a sleep may finish after the restore began). Failures name the seed; set
-SLEEPGUARD_SOAK_SEED to replay its choices. `pytest --long` runs five times as many cycles.
+SLEEPGUARD_SOAK_SEED to replay its choices. `pytest --long` runs six times as many cycles.
 """
 
 import fcntl
@@ -46,7 +46,7 @@ from sleepguard.store import BackupStore
 from test_store import make_snapshot
 
 BACKUP, RESTORE = registry.AUTO_BACKUP.name, registry.AUTO_RESTORE.name
-CYCLES, LONG_CYCLES = 12, 60  # the default run keeps a short soak; --long the full one
+CYCLES, LONG_CYCLES = 10, 60  # the default run keeps a short soak; --long the full one
 IDLE_SLEEP, COLD_START = 0.4, 0.1
 SERVICE_SETTINGS = {"BACKUP_INTERVAL": "0.5", "TRIGGER_POLL_INTERVAL": "0.1", "RESTORE_CHECK_INTERVAL": "0.2",
                     "LOG_MAX_BYTES": str(50 * 1024 * 1024)}
