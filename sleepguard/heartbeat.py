@@ -19,12 +19,11 @@ import requests
 
 from .atomicfile import write_json_atomic
 from .masking import describe_url, guard_logger, scrub, settings_secrets
+from .verdict import PROTECTED, WORDS
 
 log = logging.getLogger(__name__)
 
 STATE_NAME = "heartbeat.json"
-PROTECTED = 0
-VERDICT_NAMES = {0: "PROTECTED", 1: "WARNING", 2: "NOT PROTECTED", 3: "UNKNOWN"}
 # healthchecks.io: a ping should finish within 10 s; a few retries ride out a timeout or a 5xx.
 TIMEOUT = 10.0
 RETRIES = 3
@@ -63,7 +62,7 @@ def _reason_line(reason):
 
 def fail_body(settings, verdict):
     """The /fail body: the verdict and its reasons, no secret, no e-mail address, at most MAX_BODY_BYTES."""
-    name = VERDICT_NAMES.get(verdict.code, f"exit code {verdict.code}")
+    name = WORDS.get(verdict.code, f"exit code {verdict.code}")
     lines = [f"sleepguard: {name}", *(f"- {_reason_line(reason)}" for reason in verdict.reasons)]
     body = scrub("\n".join(lines), settings_secrets(settings), emails="drop").encode("utf-8")
     return body[:MAX_BODY_BYTES].decode("utf-8", errors="ignore")
