@@ -189,8 +189,12 @@ def test_a_restart_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_b
     demo_backend.admin("PUT", "/api/admin/snapshot", json={**kept, "backup_triggers": []}).raise_for_status()
     wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1 and f["trigger_count"] == 0, 5,
                      "the restart to be seen")
-    wait_for_log(data_dir, RESTORE, "woken by SIGUSR1", 5)
-    wait_for_log(data_dir, RESTORE, "no wipe (", 5)
+    # The check that wake started must be over before the sleep: the restore service's check at its start said
+    # "no wipe (" too, so look only after the last wake-up in its log.
+    def checked_after_wake():
+        _, woken, after = log_text(data_dir, RESTORE).rpartition("woken by SIGUSR1")
+        return woken and "no wipe (" in after
+    wait_until(checked_after_wake, 5, "the restore service's check after the wake")
 
     demo_backend.sleep_now()
     slept = time.monotonic()
