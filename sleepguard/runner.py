@@ -139,16 +139,18 @@ def run_service(service: str, log_name: str, settings: Settings, interval: float
     os.umask(0o077)
     data_dir = ensure_private_dir(settings.data_dir)
     setup_service_logging(data_dir / log_name, settings.log_max_bytes, settings.log_backup_count, settings.log_level)
+    context = ServiceContext(service, settings)
+    # Handlers first: once the PID file names us, a sibling may send SIGUSR1, whose default action is to kill.
+    signals = Signals(stopping=context.stopping)
     try:
         pid_lock = acquire_pid_file(data_dir, service)
     except ServiceAlreadyRunning as exc:
+        signals.close()
         log.warning("not starting: %s", exc)
         raise
-    context = ServiceContext(service, settings)
     state = ServiceState(service=service, pid=os.getpid(), started_at=utc_now_iso())
     writer = StateWriter(data_dir, settings.state_write_interval)
     with pid_lock:
-        signals = Signals(stopping=context.stopping)
         try:
             log.info("%s started (PID %d), every %g s", service, os.getpid(), interval)
             while not context.stopping.is_set():

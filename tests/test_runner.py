@@ -51,6 +51,18 @@ def tick(context):
                      {"tick": context.iteration, "woken": context.woken, "wakes": len(wakes), "path": Path("/x")})
 
 
+if os.environ.get("DEMO_WAKE_AT_PID_FILE"):
+    # A sibling's wake-up the instant the PID file names this service, before its loop has begun.
+    import signal
+    import sleepguard.runner
+    acquire = sleepguard.runner.acquire_pid_file
+
+    def acquire_then_woken(*args):
+        lock = acquire(*args)
+        os.kill(os.getpid(), signal.SIGUSR1)
+        return lock
+    sleepguard.runner.acquire_pid_file = acquire_then_woken
+
 settings = load_settings(env_file=os.devnull)
 try:
     sys.exit(run_service("demo_tick_service", "demo_tick.log", settings,
@@ -159,6 +171,14 @@ def test_sigusr1_wakes_the_service_at_once(start_service, data_dir):
     assert "INFO woken by SIGUSR1" in log_text(data_dir)
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", log_text(data_dir))
     assert service.poll() is None
+
+
+def test_a_wake_as_soon_as_the_pid_file_is_written_is_kept_and_never_kills(start_service, data_dir):
+    service = start_service(interval=30, DEMO_WAKE_AT_PID_FILE=1)
+    # SIGUSR1's default action ends a process: a handler not yet installed would mean exit code -10 here.
+    state = wait_for_state(data_dir, lambda s: s["iterations"] == 2, timeout=5)
+    assert state["last_figures"]["woken"] is True and service.poll() is None
+    assert "INFO woken by SIGUSR1" in log_text(data_dir)
 
 
 def test_failing_iteration_is_logged_and_the_loop_goes_on(start_service, data_dir):

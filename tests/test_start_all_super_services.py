@@ -223,7 +223,8 @@ def test_a_backend_url_besides_the_demo_is_refused_saying_which_to_choose(data_d
     assert refused.returncode == 2 and "choose one" in refused.stderr and "unset BACKEND_URL" in refused.stderr
     assert processes_of(data_dir) == [] and not demo_folder_path(data_dir).exists()
 
-    assert run_command(START, "--demo", env=command_env(data_dir, "", **FAST)).returncode == 0
+    started = run_command(START, "--demo", env=command_env(data_dir, "", **FAST))
+    assert started.returncode == 0, started.stdout + started.stderr
     folder = demo_folder_path(data_dir)
     pids = running_pids(folder)
     for how in ([], ["--restart"]):
