@@ -218,9 +218,11 @@ class _Applier:
                     ThreadPoolExecutor(ACCOUNTS_IN_FLIGHT) as accounts_pool:
                 order = self.owners_in_order()
                 for email in order[:1]:
+                    failed_before = len(self.result.failures)
                     for future in owner(email, customers_pool):
                         future.result()
-                    if not self.stopped():
+                    # Back means signed in with every customer: not when the account or a customer failed.
+                    if not self.stopped() and len(self.result.failures) == failed_before:
                         self.result.first_owner = email
                         self.result.first_owner_seconds = time.monotonic() - started
                 jobs = [accounts_pool.submit(owner, email, customers_pool) for email in order[1:]]
@@ -235,7 +237,8 @@ class _Applier:
             forget_restored_pins(self.data_dir, sorted(self.not_created & set(fresh)))
         self.result.seconds = time.monotonic() - started
         self.result.pins_to_hand_out.sort()
-        self.result.failures.sort()
+        # Accounts first: a customer fails when its owner did, so the account's failure is the cause to show.
+        self.result.failures.sort(key=lambda failure: (not failure.startswith("user "), failure))
         return self.result
 
 

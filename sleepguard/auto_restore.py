@@ -31,8 +31,8 @@ from .store import BackupStore
 from .takeover import Takeover
 from .urls import without_credentials
 from .wipe import judge_read
-from .wording import (ACCEPT_CURRENT_HINT, ACCEPT_SHRINK_HINT, RESTORE_INTO_HINT, first_owner_back, plan_warnings,
-                      restore_counts, restored_line)
+from .wording import (ACCEPT_CURRENT_HINT, ACCEPT_SHRINK_HINT, RESTORE_INTO_HINT, first_owner_back, not_complete_note,
+                      plan_warnings, restore_counts, restored_line, some)
 
 log = logging.getLogger(__name__)
 
@@ -41,11 +41,6 @@ LOG_NAME = AUTO_RESTORE.log_name
 BACKUP_SERVICE = AUTO_BACKUP.name
 MAX_SKIPPED_CHECKS = 32
 NAMES_SHOWN = 5
-
-
-def _some(names):
-    """The first few names, joined, with an ellipsis when there are more."""
-    return ", ".join(names[:NAMES_SHOWN]) + (", …" if len(names) > NAMES_SHOWN else "")
 
 
 class AutoRestore:
@@ -146,13 +141,15 @@ class AutoRestore:
         needing_pin = result.pins_to_hand_out if result is not None else []
         self.figures.last_restore_at, self.figures.users_needing_pin = utc_now_iso(), needing_pin
         self.figures.pins_file_problem = report.pins_file_problem or None
-        pin_note = f"; {len(needing_pin)} users need their new PIN: {_some(needing_pin)}" if needing_pin else ""
+        pin_note = f"; {len(needing_pin)} users need their new PIN: {some(needing_pin, NAMES_SHOWN)}" \
+            if needing_pin else ""
         if report.pins_file_problem:
             pin_note += f" (the PIN file was not used: {report.pins_file_problem})"
         # Who is back first, and what the owner must check: PIN keys matched up to case, money fields left out.
         pin_note += "".join(f"; {line}" for line in [first_owner_back(result), *plan_warnings(report.plan)] if line)
         if not report.complete:
-            return self.failed(f"{summary}; NOT complete, still missing {_some(report.missing)}{pin_note}")
+            failures = result.failures if result is not None else []
+            return self.failed(f"{summary}; {not_complete_note(failures, report.missing, NAMES_SHOWN)}{pin_note}")
         self.failures_in_a_row = self.checks_to_skip = 0
         self.figures.restores, self.figures.last_restore_complete = self.figures.restores + 1, True
         summary = f"{summary}; verified complete{pin_note}"

@@ -294,6 +294,18 @@ def test_an_owner_who_typed_her_address_in_other_case_gets_her_own_pin_back(demo
     assert "'Kofi@example.com' taken for account kofi@example.com" in caplog.text and "7390" not in caplog.text
 
 
+def test_an_owner_whose_account_could_not_be_made_is_never_called_back_first(demo_backend, data_dir):
+    settings, _shop, _before = backed_up_shop(demo_backend, data_dir, users=2, customers=1)
+    backup = parse_backup(settings.data_dir.joinpath("data_backup.json").read_bytes())
+    demo_backend.sleep_now()
+    with FaultProxy(demo_backend.url) as proxy:
+        # Reads pass, every new account is refused with a 502: nothing comes back.
+        proxy.set_fault("502", path_prefix="/api/users", method="POST")
+        report = restore(make_settings(data_dir, proxy.url, RETRIES=0), backup)
+    assert not report.complete and report.result.users_created == 0
+    assert report.result.first_owner is None and "first owner" not in describe_report(report)
+
+
 def test_the_owner_who_saved_last_is_back_with_all_her_customers_before_anyone_else_is_created(demo_backend,
                                                                                               data_dir):
     url = demo_backend.url

@@ -182,7 +182,7 @@ def test_a_restore_that_cannot_complete_backs_off_instead_of_looping(services, d
     assert 4 <= found["failed_restores"] <= 6, found
     assert found["restores"] == 0 and found["restore_failures_in_a_row"] == found["failed_restores"]
     log = log_text(data_dir, RESTORE)
-    assert re.search(r"NOT complete, still missing user nobody@localhost.*; backing off: skipping the next 4 checks "
+    assert re.search(r"NOT complete: user nobody@localhost: .*; still missing user nobody@localhost.*; backing off: skipping the next 4 checks "
                      r"\(0\.2 s\)\n", log)
     assert "backing off after 3 failed restores in a row: check skipped" in log
     assert shop_by_owner(demo_backend.url) == {"good@example.com": ["Kept"]}, "merged, never duplicated"
