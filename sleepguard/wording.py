@@ -273,6 +273,13 @@ def some(names, shown=NAMES_SHOWN):
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
+def not_complete_note(failures, missing, shown):
+    """Why a restore is not complete: the cause first (an alert is cut to a phone's line), then what is missing."""
+    more = f" (and {plural(len(failures) - 1, 'more failure')})" if len(failures) > 1 else ""
+    cause = f": {failures[0]}{more}" if failures else ""
+    return f"NOT complete{cause}; still missing {some(missing, shown)}"
+
+
 def _reason_words(kind, facts):
     """(what is wrong, the command or step that fixes it) for one verdict reason."""
     if kind == "service_down":
@@ -533,8 +540,9 @@ def describe_new_identity(path, recipient_line):
 
 # --- alerts: what the owner reads on the phone (alerts.py masks e-mails and secrets on the way in) ---
 
-# What an OSError says in a failed backup when the watcher's own disk is the trouble (ENOSPC, EROFS, EDQUOT).
-DISK_TROUBLE = ("No space left on device", "Read-only file system", "Disk quota exceeded")
+# What an OSError says in a failed backup when the watcher's own disk is the trouble (ENOSPC, EROFS, EDQUOT, and
+# EFBIG: a file size limit on the watcher).
+DISK_TROUBLE = ("No space left on device", "Read-only file system", "Disk quota exceeded", "File too large")
 ALERT_REASON_CHARS = 240  # alerts.MAX_LINE_CHARS leaves room for the fix after it
 VERDICT_WORSE = "Worse now: the shop's data is {new} (it was {old})."
 VERDICT_BETTER = "Better now: the shop's data is {new} (it was {old})."
@@ -546,7 +554,7 @@ def alert_line(reason):
     why = str(reason.facts.get("why") or "")
     if reason.kind == "backup_failing" and any(trouble in why for trouble in DISK_TROUBLE):
         text = f"Disk trouble on the watcher: backups cannot be written ({why})."
-        fix = "free some space on the watcher's disk, or choose a DATA_DIR on a writable disk"
+        fix = "free some space on the watcher's disk (or lift its file size limit), or choose a writable DATA_DIR"
     # A long reason is cut, never its fix: the owner reading it on the phone must see what to run.
     return f"{shorten(text, ALERT_REASON_CHARS)} Fix: {fix}" if fix else shorten(text, ALERT_REASON_CHARS)
 

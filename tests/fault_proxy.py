@@ -83,9 +83,10 @@ def _error_page(status):
 class _Fault:
     """One active fault rule; its count is spent under the proxy's lock."""
 
-    def __init__(self, kind, path_prefix, count, seconds, latency, huge_bytes):
+    def __init__(self, kind, path_prefix, count, seconds, latency, huge_bytes, method):
         self.kind = kind
         self.path_prefix = path_prefix
+        self.method = method
         self.count = count
         self.deadline = None if seconds is None else time.monotonic() + seconds
         self.latency = latency
@@ -158,7 +159,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_page(411, b"chunked request bodies are not supported\n", "text/plain")
             return
         body = self.rfile.read(int(length)) if length else b""
-        fault = proxy._take_fault(self.path.split("?", 1)[0])
+        fault = proxy._take_fault(self.path.split("?", 1)[0], self.command)
         kind = fault.kind if fault else None
         if fault and fault.latency > 0 and proxy._stopping.wait(fault.latency):
             self._reset()
@@ -335,11 +336,12 @@ class FaultProxy:
 
     def set_fault(self, kind: str | None, *, path_prefix: str = "", count: int | None = None,
                   seconds: float | None = None, latency: float = 0.0,
-                  huge_bytes: int = DEFAULT_HUGE_BYTES):
-        """Replace the active fault; requests hanging under the previous one are let through."""
+                  huge_bytes: int = DEFAULT_HUGE_BYTES, method: str = ""):
+        """Replace the active fault (for one HTTP method only, when given); requests hanging under the previous one
+        are let through."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; expected one of {FAULT_KINDS}")
-        new_fault = _Fault(kind, path_prefix, count, seconds, latency, huge_bytes)
+        new_fault = _Fault(kind, path_prefix, count, seconds, latency, huge_bytes, method.upper())
         with self._lock:
             old_fault, self._fault = self._fault, new_fault
         if old_fault is not None:
@@ -368,7 +370,7 @@ class FaultProxy:
         with self._lock:
             self._requests_seen += 1
 
-    def _take_fault(self, path):
+    def _take_fault(self, path, method):
         """Return the fault that applies to this request, spending one of its count."""
         with self._lock:
             fault = self._fault
@@ -378,7 +380,7 @@ class FaultProxy:
                 self._fault = None
                 fault.released.set()
                 return None
-            if not path.startswith(fault.path_prefix):
+            if not path.startswith(fault.path_prefix) or fault.method not in ("", method):
                 return None
             if fault.count is not None:
                 fault.count -= 1

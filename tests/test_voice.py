@@ -4,6 +4,7 @@ real processes telling a real receiver (apprise json://) and a heartbeat receive
 import re
 import time
 
+import psutil
 import pytest
 
 from helpers import command_env, make_settings, seed_shop
@@ -18,6 +19,7 @@ CHECK_ID = "5d1c0e2a-7b3f-4a61-8c9d-0e1f2a3b4c5d"
 DOWN_WORDS = "The back end does not answer"
 UP_WORDS = "Fine again: The back end does not answer"
 DEADLINE = 20
+BACKUPS_FAILED = r"The last (\d+ backups|backup) failed: "
 
 
 def lines_of(status):
@@ -37,7 +39,8 @@ def test_each_reason_is_one_condition_in_words_with_the_command_that_fixes_it():
 
 
 def test_a_full_or_read_only_disk_in_a_backup_is_named_disk_trouble():
-    for why in ("[Errno 28] No space left on device: 'history'", "[Errno 30] Read-only file system: 'x'"):
+    for why in ("[Errno 28] No space left on device: 'history'", "[Errno 30] Read-only file system: 'x'",
+                "[Errno 27] File too large"):
         (severity, text), = lines_of(all_well(last_backup={"kind": "failed", "why": why})).values()
         assert severity == "critical" and text.startswith("Disk trouble on the watcher: backups cannot be written")
     (_, text), = lines_of(all_well(last_backup={"kind": "failed", "why": "connection refused"})).values()
@@ -199,3 +202,66 @@ def test_a_large_deletion_held_and_a_service_that_died_are_each_one_alert_with_i
     restore_service.kill()
     died = one_alert_saying("The auto-restore service is not running.", "the 'service died' alert")
     assert "Fix: python3 start_all_super_services.py" in died
+
+
+def matching(receiver, pattern):
+    return [m for m in messages(receiver) if re.search(pattern, m)]
+
+
+def one_message_then_fine_again(receiver, data_dir, pattern, what):
+    """Exactly one alert matching pattern, and once the trouble ended, exactly one 'Fine again' for it."""
+    wait_until(lambda: matching(receiver, "Fine again: " + pattern), DEADLINE, f"'fine again' after {what}")
+    rounds = read_state(data_dir, KEEP_ALIVE).iterations
+    wait_until(lambda: read_state(data_dir, KEEP_ALIVE).iterations >= rounds + 4, DEADLINE, "four more rounds")
+    (told,) = [m for m in matching(receiver, pattern) if not re.search("Fine again: " + pattern, m)]
+    assert len(matching(receiver, "Fine again: " + pattern)) == 1
+    return told
+
+
+def backup_service(services):
+    return next(p for p in services.started if p.args[-1].endswith(f"{BACKUP}.py"))
+
+
+def test_backups_failing_is_one_alert_with_the_reason_then_one_fine_again(services, demo_backend, proxy, data_dir,
+                                                                          receiver):
+    start_watching(services, demo_backend, proxy, data_dir, [receiver.apprise_url])
+    # The host answers its health checks, but every read of the customers fails: the backups cannot be taken.
+    proxy.set_fault("502", path_prefix="/api/customers", method="GET")
+    wait_until(lambda: matching(receiver, BACKUPS_FAILED), DEADLINE, "the 'backups failing' alert")
+    proxy.clear()
+    told = one_message_then_fine_again(receiver, data_dir, BACKUPS_FAILED, "the backups failing")
+    assert "host answered 502" in told and "Fix: python3 manual_backup.py" in told, told
+    assert DOWN_WORDS not in told
+
+
+def test_disk_trouble_on_the_watcher_is_one_alert_naming_it_then_one_fine_again(services, demo_backend, proxy,
+                                                                               data_dir, receiver):
+    # Warnings only in the backup service's log: it stays below the file size cap, only the backup is above it.
+    start_watching(services, demo_backend, proxy, data_dir, [receiver.apprise_url], LOG_LEVEL="WARNING")
+    running = psutil.Process(backup_service(services).pid)
+    _soft, hard = running.rlimit(psutil.RLIMIT_FSIZE)
+    # Root ignores file modes, so the disk trouble is made for real: a file size cap on the running backup service.
+    running.rlimit(psutil.RLIMIT_FSIZE, (16 * 1024, hard))
+    seed_shop(demo_backend.url, users=2, customers=40, prefix="added")
+    wait_until(lambda: saying(receiver, "Disk trouble on the watcher"), DEADLINE, "the 'disk trouble' alert")
+    running.rlimit(psutil.RLIMIT_FSIZE, (hard, hard))
+    told = one_message_then_fine_again(receiver, data_dir, "Disk trouble on the watcher", "the disk trouble")
+    assert "File too large" in told and "Fix: free some space" in told, told
+
+
+def test_a_restore_failing_is_one_alert_with_the_reason_then_the_restore_and_fine_again(services, demo_backend, proxy,
+                                                                                      data_dir, receiver):
+    start_watching(services, demo_backend, proxy, data_dir, [receiver.apprise_url])
+    # The back end reads fine but refuses every new account: the wipe is seen, the restore cannot put it right.
+    proxy.set_fault("502", path_prefix="/api/users", method="POST")
+    demo_backend.sleep_now()
+    wait_until(lambda: saying(receiver, "Putting the data back failed"), DEADLINE, "the 'restore failing' alert")
+    assert not demo_backend.state()["users"]
+    proxy.clear()
+    told = one_message_then_fine_again(receiver, data_dir, "Putting the data back failed", "the restore failing")
+    # The cause comes first, so it survives the line being cut short.
+    assert re.search(r"NOT complete: user o\*\*\*\d@example\.com: POST /api/users.*502", told), told
+    assert "Fix: python3 restore_simple.py" in told, told
+    wait_until(lambda: saying(receiver, "sleepguard restored it: 2 users and 4 customers are back"), DEADLINE,
+               "the 'restored' alert")
+    assert not re.search(r"\bowner\d+@example\.com", " ".join(messages(receiver)))
