@@ -179,8 +179,8 @@ class LatencyProxy(FaultProxy):
         if self.handshake_seconds:
             time.sleep(self.handshake_seconds)
 
-    def _take_fault(self, path):
-        fault = super()._take_fault(path)
+    def _take_fault(self, path, method):
+        fault = super()._take_fault(path, method)
         if path == "/api/health" and (fault is None or fault.kind in (None, "latency")):
             self.health_passed.append(time.monotonic() + (fault.latency if fault else 0.0))
         return fault
