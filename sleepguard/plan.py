@@ -133,10 +133,10 @@ def _pin_key_for(email, pins, taken):
     return alike[0] if len(alike) == 1 else None
 
 
-def _choose_pin(backup, user, email, pins, restored_pins, plan):
-    # Keys that are another account's own address are never lent to this one.
-    taken = (set(plan.owner_ids) | {stored_form(u["email"]) for u in backup.users}) - {email}
-    key = _pin_key_for(email, pins, taken)
+def _choose_pin(backup, user, email, pins, restored_pins, plan, accounts):
+    # Keys that are another account's own address (accounts: every one the back end or the backup has) are never
+    # lent to this one.
+    key = _pin_key_for(email, pins, accounts - {email})
     if key is not None:
         if key != email:
             plan.pin_matches.append(PinMatch(key, email))
@@ -208,12 +208,14 @@ def plan_restore(backup, current, pins, restored_pins=None, target=""):
     # An address the server would refuse stays as it is: its POST fails on its own, reported, and the rest goes on.
     by_email = {stored_form(user["email"]): user for user in backup.users}
     plan.owner_order = activity_order(backup, list(by_email))
+    # Worked out once: an e-mail's stored form is a full validation, and per user it made planning quadratic.
+    accounts = set(plan.owner_ids) | set(by_email)
     for email in plan.owner_order:
         user = by_email[email]
         if email in current_users:
             plan.existing_users.append(email)
         else:
-            source, pin = _choose_pin(backup, user, email, pins, restored_pins, plan)
+            source, pin = _choose_pin(backup, user, email, pins, restored_pins, plan, accounts)
             plan.users.append(UserToCreate(email, source, pin))
         for customer in sorted(user["customers"], key=_created_order):
             key = (email, customer["name"])
