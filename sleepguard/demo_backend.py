@@ -485,6 +485,7 @@ class DemoState:
     def _erase(self):
         self._users = {}  # normalised email -> user record (with pin_hash), in insertion order
         self._customers = {}  # id -> customer record (with user_id), in insertion order
+        self._keys = collections.Counter()  # customer_key -> customers holding it: the app's dict, O(1) as there
         self._triggers = []
 
     def admit_request(self):
@@ -541,13 +542,14 @@ class DemoState:
         """Store a customer from validated fields; returns the stored record (with user_id)."""
         with self._lock:
             key = customer_key(user_id, fields["name"])
-            if any(customer_key(c["user_id"], c["name"]) == key for c in self._customers.values()):
+            if self._keys[key]:
                 raise ApiError(400, "Customer with this name already exists for this user")
             created_at, updated_at = record_times()
             customer = {"id": new_id(), "user_id": user_id, "name": fields["name"],
                         "money_given": fields["money_given"], "total_spent": fields["total_spent"],
                         "orders": copy.deepcopy(fields["orders"]), "created_at": created_at, "updated_at": updated_at}
             self._customers[customer["id"]] = customer
+            self._keys[key] += 1
             return copy.deepcopy(customer)
 
     def customers_of(self, user_id):
@@ -565,12 +567,13 @@ class DemoState:
         """Change fields in place, so the customer keeps its place in the list; only updated_at moves."""
         with self._lock:
             customer = self._own_customer(customer_id, user_id)
-            customer.update(copy.deepcopy(changes), updated_at=utc_now())
+            customer.update(copy.deepcopy(changes), updated_at=utc_now())  # never the name: the key stays
             return copy.deepcopy(customer)
 
     def delete_customer(self, customer_id, user_id):
         with self._lock:
-            self._own_customer(customer_id, user_id)
+            customer = self._own_customer(customer_id, user_id)
+            self._keys[customer_key(customer["user_id"], customer["name"])] -= 1
             del self._customers[customer_id]
 
     def trigger_backup(self, fields):
@@ -597,6 +600,7 @@ class DemoState:
         users, customers, triggers = parse_state(doc)
         with self._lock:
             self._users, self._customers, self._triggers = users, customers, triggers
+            self._keys = collections.Counter(customer_key(c["user_id"], c["name"]) for c in customers.values())
         return len(users), len(customers)
 
 

@@ -980,3 +980,22 @@ def test_a_demo_pin_the_real_server_refuses_is_one_line_and_a_failed_exit():
                              "--demo-pin", "9" * 4097], cwd=ROOT, capture_output=True, text=True, timeout=TIMEOUT)
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "maximum allowed size" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_name_is_taken_exactly_while_a_customer_holds_it_deleted_wiped_or_put_back_whole(launch):
+    backend = launch("--token", TOKEN)
+    api = requests.Session()
+    api.base_url = backend.url
+    owner = make_user(api)
+    path = f"/api/customers?user_id={owner['id']}"
+    first = call(api, "POST", path, json={"name": "Old"}).json()
+    assert call(api, "PUT", f"/api/customers/{first['id']}?user_id={owner['id']}", json={"money_given": 5}).ok
+    assert call(api, "POST", path, json={"name": "Old"}).status_code == 400  # changed, still holding its name
+    assert call(api, "DELETE", f"/api/customers/{first['id']}?user_id={owner['id']}").ok
+    assert call(api, "POST", path, json={"name": "Old"}).status_code == 201  # deleted: the name is free
+    assert call(api, "POST", path, json={"name": "New"}).status_code == 201
+    kept = requests.get(backend.url + "/api/admin/snapshot", headers=admin(), timeout=TIMEOUT).json()
+    requests.post(backend.url + "/api/admin/sleep", headers=admin(), timeout=TIMEOUT).raise_for_status()
+    assert call(api, "POST", path, json={"name": "New"}).status_code == 201  # a wipe frees every name
+    requests.put(backend.url + "/api/admin/snapshot", json=kept, headers=admin(), timeout=TIMEOUT).raise_for_status()
+    assert call(api, "POST", path, json={"name": "New"}).status_code == 400  # the state put back holds it again
