@@ -87,6 +87,14 @@ def one_hash_seconds(rounds=REAL_PIN_HASH_ROUNDS):
     return statistics.median(runs)
 
 
+def last_created_at(state, owner=None):
+    """The POSIX time of the newest created_at among the admin snapshot's users and customers (of owner only)."""
+    ids = {user["id"] for user in state["users"] if owner is None or user["email"] == owner}
+    records = [user for user in state["users"] if user["id"] in ids]
+    records += [customer for customer in state["customers"] if customer["user_id"] in ids]
+    return max(parse_utc_time(record["created_at"]).timestamp() for record in records)
+
+
 def whole_process(command, env):
     """Run a command as its own process (interpreter start included); (seconds, stdout). BenchError if it fails."""
     started = time.monotonic()
@@ -253,7 +261,7 @@ class Benchmark:
         expected = shop_view(self.demo12.state())
         self.demo12.sleep_now()
         with BackendClient(settings) as client:
-            started = time.monotonic()
+            started, started_wall = time.monotonic(), time.time()
             current = client.read_snapshot()
             read_seconds = time.monotonic() - started
             report = restore_now(settings, backup, client, current=current)
@@ -263,7 +271,11 @@ class Benchmark:
         if shop_view(self.demo12.state()) != expected:
             raise BenchError("the real-cost API-mode restore: the back end does not hold the seeded data afterwards")
         result = report.result
-        first = None if result.first_owner_seconds is None else read_seconds + result.first_owner_seconds
+        # Back is when the last record is on the back end (the demo's own created_at, the same machine's clock),
+        # from the start of the restore's read, planning included; the verifying read after it is our own check.
+        restored = self.demo12.state()
+        first = None if result.first_owner is None else last_created_at(restored, result.first_owner) - started_wall
+        back = last_created_at(restored) - started_wall
         signin_started = time.monotonic()
         answer = requests.post(f"{self.proxy12.url}/api/users/signin", json={"email": owner, "pin": self.pins[owner]},
                                timeout=60)
@@ -271,11 +283,13 @@ class Benchmark:
         users = self.args.users
         self.figures["real_cost"] = {
             "hash_seconds": hash_seconds, "bound": users * hash_seconds, "first_owner": result.first_owner,
-            "expected_owner": owner, "first_seconds": first, "all_seconds": took, "read_seconds": read_seconds,
+            "expected_owner": owner, "first_seconds": first, "all_seconds": back, "verified_seconds": took,
+            "read_seconds": read_seconds,
             "signin_status": answer.status_code, "signin_seconds": signin, "recorded_triggers": recorded,
             "users_created": result.users_created, "customers_created": result.customers_created}
         self.say(f"restore at the real PIN cost (bcrypt {REAL_PIN_HASH_ROUNDS}, {seconds(hash_seconds)} a hash here): "
-                 f"first owner {result.first_owner} complete after {seconds(first)}, everyone after {seconds(took)} "
+                 f"first owner {result.first_owner} complete after {seconds(first)}, everyone after {seconds(back)} "
+                 f"(verified after {seconds(took)}) "
                  f"(bound {seconds(users * hash_seconds)}); {owner} signs in with their own PIN: {answer.status_code} "
                  f"in {seconds(signin)}")
 
@@ -487,8 +501,8 @@ def table_rows(args, f):
                     f"{seconds(f['restore_naive'])} (all at the end)",
                     times(f["restore_naive"] / real["first_seconds"]) if real["first_seconds"] else "—",
                     f"≤ {FIRST_OWNER_TARGET:g} s", first_ok))
-    rows.append(Row("restore after a wipe, API mode, at the real PIN cost: everyone back, verified",
-                    seconds(real["all_seconds"]), seconds(f["restore_naive"]), times(f["restore_naive"] / real["all_seconds"]),
+    rows.append(Row("restore after a wipe, API mode, at the real PIN cost: everyone back (then verified)",
+                    f"{seconds(real['all_seconds'])} ({seconds(real['verified_seconds'])})", seconds(f["restore_naive"]), times(f["restore_naive"] / real["all_seconds"]),
                     f"≤ {BOUND_FACTOR:g} × bound ({seconds(BOUND_FACTOR * real['bound'])})",
                     real["all_seconds"] <= BOUND_FACTOR * real["bound"]))
     snapshot = f["restore_snapshot_sleepguard"]
@@ -599,8 +613,9 @@ def method_notes(args):
         "cost), serialised as the real event loop does, behind the same latency; it holds the same shop. An owner "
         "in the middle of the list sends the last trigger, then a backup is taken, the back end wiped and an "
         "API-mode restore run with the library (its own read first). 'Most active owner complete' is from the "
-        "start of that read to the applier's first_owner_seconds; the owner then signs in with the PIN from the "
-        "PIN file. One hash is timed with the bcrypt package in the benchmark's process; the bound is users × "
+        "start of that read (planning included) to the created_at the demo gave that owner's last record (the same "
+        "machine's clock); the owner then signs in with the PIN from the PIN file. 'Everyone back' is from the same "
+        "start to the created_at of the last record of all; in brackets, to the end of the verifying read after it. One hash is timed with the bcrypt package in the benchmark's process; the bound is users × "
         "that. The naive restore runs against the same demo. Both before the soak starts, so nothing competes "
         "for the CPU but the naive restore, which runs while the niced soak does.",
         "Whole processes: `python3 manual_backup.py` with default settings into a fresh DATA_DIR (median of 3), "
