@@ -44,6 +44,7 @@ from sleepguard.apply import restore_now  # noqa: E402
 from sleepguard.backup import take_backup  # noqa: E402
 from sleepguard.client import BackendClient  # noqa: E402
 from sleepguard.runner import state_file_path  # noqa: E402
+from sleepguard.services import SERVICES  # noqa: E402
 from sleepguard.settings import SETTINGS  # noqa: E402
 from sleepguard.snapshot import parse_utc_time  # noqa: E402
 from sleepguard.store import LATEST_NAME, BackupStore  # noqa: E402
@@ -140,15 +141,19 @@ class Benchmark:
         self.snapshot_restore()
         self.real_cost_restore()
         soak = Soak(self.bench, self.demo.state(), self.args.iterations, self.cleanup)
-        soak.start()
-        self.cleanup.callback(soak.stop)
-        self.say(f"soak started in the background (niced): 3 services, snapshot mode, until {self.args.iterations} "
-                 "iterations each")
+        # The same soak with no ALERT_URLS, HEARTBEAT_URL or off-site copies, at the same time: what they cost in memory.
+        plain = Soak(self.bench, self.demo.state(), self.args.iterations, self.cleanup, with_voice=False)
+        for one in (soak, plain):
+            one.start()
+            self.cleanup.callback(one.stop)
+        self.say(f"two soaks started in the background (niced), with and without alerts, heartbeat and off-site: "
+                 f"3 services each, snapshot mode, until {self.args.iterations} iterations each")
         self.naive_timings()
         self.naive_restore_real_cost()
         self.say("waiting for the soak to finish ...")
         self.figures["soak"] = soak.finish(SOAK_DEADLINE)
-        self.figures["soak_seconds"] = soak.seconds
+        self.figures["soak_plain"] = plain.finish(SOAK_DEADLINE)
+        self.figures["soak_seconds"] = max(soak.seconds, plain.seconds)
         self.say(f"soak done in {soak.seconds:.0f} s")
         self.services_session("babs10")
         self.services_session("snapshot")
@@ -541,6 +546,13 @@ def table_rows(args, f):
     rows.append(Row(f"three services together, shared pages once: peak sum of PSS (soak, ≥ {args.iterations} "
                     "iterations each, through a wipe and its restore)", size(peak_pss), "—", "—", "≤ 80 MB",
                     peak_pss <= 80 * MB))
+    plain = f["soak_plain"]
+    configured = ", ".join(f"{service.title} {size(f['soak'][service.name]['peak_rss'])}" for service in SERVICES)
+    bare = ", ".join(f"{service.title} {size(plain[service.name]['peak_rss'])}" for service in SERVICES)
+    rows.append(Row("memory with ALERT_URLS, HEARTBEAT_URL and off-site copies set: peak sum of PSS; peak RSS each "
+                    "(same soak beside it without them)",
+                    f"{size(peak_pss)}; {configured}", f"without: {size(plain['peak_pss_sum'])}; {bare}",
+                    f"{peak_pss / plain['peak_pss_sum']:.2f}× the memory" if plain["peak_pss_sum"] else "—"))
     total_peak = sum(peak_memory(f).values())
     rows.append(Row("peak RSS (VmHWM) of the three added up, shared pages counted three times", size(total_peak),
                     "—", "—"))
@@ -608,7 +620,9 @@ def method_notes(args):
         "restore included; the peak of the sum. The soak runs with ALERT_URLS and HEARTBEAT_URL pointed at a local "
         "receiver (apprise's json:// target) and the off-site settings at moto's S3 server: the keep-alive judges "
         "and tells each round, and every new good backup is encrypted and queued; apprise and the S3 client load only "
-        "in the short-lived sender and uploader, which are not counted.",
+        "in the short-lived sender and uploader, which are not counted. A second soak runs at the same time, the "
+        "same in all but those settings (no ALERT_URLS, HEARTBEAT_URL or off-site copies), on a demo of its own: "
+        "the memory row with them and without is the two side by side.",
         f"Real PIN cost: a second demo back end hashes PINs at bcrypt {REAL_PIN_HASH_ROUNDS} (the real server's "
         "cost), serialised as the real event loop does, behind the same latency; it holds the same shop. An owner "
         "in the middle of the list sends the last trigger, then a backup is taken, the back end wiped and an "

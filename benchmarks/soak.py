@@ -100,11 +100,13 @@ class Soak:
                 "offsite_recipient": recipient, "aws_access_key_id": MOTO_KEY_ID, "aws_secret_access_key": MOTO_SECRET}
 
     def start(self):
-        self.demo = Demo(self.bench.workdir, "soak-demo")
+        # The soak without alerts, heartbeat and off-site runs beside the configured one: its own demo and folder.
+        name = "soak" if self.with_voice else "soak-plain"
+        self.demo = Demo(self.bench.workdir, f"{name}-demo")
         self.cleanup.callback(self.demo.stop)
         renice(self.demo.process.pid)
         self.demo.put_state(self.source_state)
-        self.data_dir = self.bench.data_dir("soak")
+        self.data_dir = self.bench.data_dir(name)
         self.configured = self.voice_and_offsite() if self.with_voice else {}
         self.services = Services(self.bench, self.data_dir, self.demo.url, nice=True, backend_mode="snapshot",
                                  api_token=self.demo.token, state_write_interval=SOAK_STATE_WRITE_INTERVAL,
