@@ -3,8 +3,9 @@
 A service calls ``observe(settings, conditions)`` once per check with the problems it sees now,
 each a ``(key, severity, text)``; one-off events (a wipe restored) go through ``announce()``.
 The rules: a problem alerts only once it has held ALERT_AFTER checks in a row (a blip that
-recovers sends nothing); while it holds, a reminder every ALERT_REPEAT; when it ends, "fine
-again". Lines queued within ALERT_BATCH_SECONDS of the first go out as one message. Messages
+recovers sends nothing); while it holds, a reminder every ALERT_REPEAT; once it has been gone
+ALERT_AFTER checks in a row, "fine again" (a problem that only pauses, as a failing restore does
+while it tries again, is not fine). Lines queued within ALERT_BATCH_SECONDS of the first go out as one message. Messages
 wait in DATA_DIR/alerts_outbox.json (0600, atomic) with a delivery record per URL, so a
 restart or an outage loses nothing; ``start_sender()`` spawns the short-lived
 ``sleepguard.alert_sender`` process that loads apprise and delivers, so no service ever does.
@@ -123,7 +124,7 @@ def _step(records, current, now, settings):
     told = []
     for key, (severity, text) in current.items():
         record = records.setdefault(key, {"streak": 0, "since": now, "alerted_at": None, "reminded_at": None})
-        record.update(severity=severity, text=text, streak=record["streak"] + 1)
+        record.update(severity=severity, text=text, streak=record["streak"] + 1, gone=0)
         if record["alerted_at"] is None:
             if record["streak"] >= settings.alert_after:
                 record["alerted_at"] = record["reminded_at"] = now
@@ -132,9 +133,13 @@ def _step(records, current, now, settings):
             record["reminded_at"] = now
             told.append((severity, f"Still a problem since {_local_time(record['since'])}: {text}"))
     for key in [key for key in records if key not in current]:
-        record = records.pop(key)
-        if record["alerted_at"] is not None:
-            told.append(("fine", f"Fine again: {record['text']}"))
+        record = records[key]
+        record["gone"] = record.get("gone", 0) + 1
+        # Never told: forgotten at once (a blip). Told: fine only once it stayed away as long as it had to hold.
+        if record["alerted_at"] is None or record["gone"] >= settings.alert_after:
+            records.pop(key)
+            if record["alerted_at"] is not None:
+                told.append(("fine", f"Fine again: {record['text']}"))
     return told
 
 

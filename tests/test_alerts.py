@@ -48,8 +48,17 @@ def test_a_problem_that_holds_alerts_once_then_says_fine_again(data_dir):
     told = checks(settings, [[DOWN]] * 3)
     assert told == ["The back end does not answer"]
     assert checks(settings, [[DOWN]] * 5, start=T0 + 30) == []  # held, but no reminder before ALERT_REPEAT
-    assert checks(settings, [[]], start=T0 + 100) == ["Fine again: The back end does not answer"]
-    assert checks(settings, [[]] * 3, start=T0 + 110) == []
+    # Gone for ALERT_AFTER checks in a row, as it had to hold before it alerted: then fine, once.
+    assert checks(settings, [[], []], start=T0 + 100) == []
+    assert checks(settings, [[]], start=T0 + 120) == ["Fine again: The back end does not answer"]
+    assert checks(settings, [[]] * 3, start=T0 + 130) == []
+
+
+def test_a_problem_that_only_pauses_is_not_fine_again(data_dir):
+    # A failing restore trying again: for a check or two the problem is "restoring", then failing again.
+    settings = settings_for(data_dir)
+    told = checks(settings, [[DOWN]] * 3 + [[], [DOWN], [], [], [DOWN]] * 3)
+    assert told == ["The back end does not answer"]
 
 
 def test_reminders_come_every_alert_repeat_while_it_holds(data_dir):
