@@ -7,6 +7,8 @@ $ tail DATA_DIR/auto_backup_super_aggressive.log
 2026-11-29 01:51:20,007 INFO nothing saved since the last backup; next one in 105.1 s
 2026-11-29 01:53:05,341 INFO back end restarted (trigger count 12 -> 0): woke the restore service; no backup of this state
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import sys
 

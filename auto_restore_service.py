@@ -8,6 +8,8 @@ $ tail DATA_DIR/auto_restore.log
 2026-11-29 01:55:41,120 WARNING wipe detected: 3 users and 40 customers of the last good backup are missing and none of its records survived: the back end was wiped; restoring from /srv/sleepguard/data_backup.json
 2026-11-29 01:55:42,331 INFO restore: 3 users, 40 customers created, 0 failed in 1.2 s; verified complete; 2 users need their new PIN: a@example.com, b@example.com; asked the backup service for a fresh backup
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import sys
 

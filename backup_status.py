@@ -8,6 +8,8 @@ $ python3 backup_status.py
 PROTECTED (checked 13:58 CET)
   the services run, the backup is fresh and the back end holds its data
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import json
 import sys

@@ -8,6 +8,8 @@ $ tail DATA_DIR/keep_alive_super_aggressive.log
 2026-11-29 01:55:41,007 WARNING back end answered again after 1 failure; woke the restore service
 2026-11-29 01:55:41,008 INFO health ok in 36.102 s (slow)
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import sys
 

@@ -11,6 +11,8 @@ $ python3 manual_backup.py --offsite-check
 good  backup-20261129T015105.123456Z-0123456789abcdef.age: checksum ok: 3 users, 40 customers, 52 orders (latest)
 off-site: 1 good copy of 1 checked
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import sys
 

@@ -10,6 +10,8 @@ Restore 3 users and 40 customers into https://babs10.onrender.com? [y/N] y
 restore: 3 users, 40 customers created, 0 failed in 1.2 s; first owner (a***a@gmail.com) back after 0.4 s
 verified: the back end holds every user and customer of the backup
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import sys
 
@@ -34,8 +36,7 @@ def main():
     parser.add_argument("--owner", metavar="EMAIL", help="owner of a legacy file's customers when it has several users")
     parser.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
     parser.add_argument("--yes", action="store_true", help="do not ask for confirmation")
-    parser.add_argument("--pins-handed-out", nargs="*", metavar="EMAIL",
-                        help="they have their new PIN: forget it (everyone's when no EMAIL)")
+    parser.add_argument("--pins-handed-out", nargs="*", metavar="EMAIL", help="forget PINs handed out (all: no EMAIL)")
     args = parser.parse_args()
     term = Terminal(parser.prog, ask=not args.yes)
     try:

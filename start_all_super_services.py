@@ -6,6 +6,8 @@ $ python3 start_all_super_services.py
 service                       PID    state    log file
 keep_alive_super_aggressive   41230  started  keep_alive_super_aggressive.log
 """
+from sleepguard.checkout_venv import use_checkout_venv
+use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
 import argparse
 import sys
 
