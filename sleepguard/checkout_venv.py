@@ -22,6 +22,6 @@ def use_checkout_venv():
         return
     os.environ[AGAIN] = "1"
     try:
-        os.execv(python, [str(python), *sys.orig_argv[1:]])
+        os.execv(python, [str(python), *sys.argv])  # not the other python's options (-S, -I) but its command
     except OSError:
         pass  # a broken .venv: go on with this python, which says what is missing
