@@ -681,8 +681,9 @@ def test_while_a_pin_is_hashed_every_other_request_waits(launch):
     created = sorted(datetime.fromisoformat(user["created_at"]) for user in answers)
     gaps = [(later - earlier).total_seconds() for earlier, later in zip(created, created[1:])]
     # One after another: each user is created a whole hash after the one before (in parallel, two would
-    # finish together on this machine's two cores), so the eight take about eight hash times.
-    assert min(gaps) >= 0.5 * one_hash, (gaps, one_hash)
+    # finish together on this machine's two cores, a gap near 0), so the eight take about eight hash times.
+    # 0.3, not more: one_hash went through HTTP and, on a loaded machine, can come out twice the hash itself.
+    assert min(gaps) >= 0.3 * one_hash, (gaps, one_hash)
     # The health check queued behind them; without the one event loop it answers in a millisecond.
     assert health_wait >= 2 * one_hash, (health_wait, one_hash)
 
