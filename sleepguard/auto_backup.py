@@ -111,12 +111,12 @@ class AutoBackup:
     def note_restart(self, before):
         """The back end restarted, maybe empty: wake the restore service (again next round if it is not running)."""
         self.figures.restarts_seen += 1
-        if restart.counter_went_down(before, self.seen_count):
+        by_counter = restart.counter_went_down(before, self.seen_count)
+        if by_counter:
             # Look at the users now, so the probe rounds that follow report only a later disappearance.
             self.users_gone = self.users_gone_now()
         self.figures.last_restart_seen_at = utc_now_iso()
-        seen = f"trigger count {before} -> {self.seen_count}" \
-            if restart.counter_went_down(before, self.seen_count) else "none of the backed-up users are listed"
+        seen = f"trigger count {before} -> {self.seen_count}" if by_counter else "none of the backed-up users are listed"
         why = f"back end restarted ({seen})"
         woke = self.wake.ask(why)
         self.figures.wakes_sent = self.wake.sent

@@ -81,8 +81,7 @@ def _watched_url(settings, data_dir: Path, restore_state) -> tuple[str, str | No
     recorded = last_figures(restore_state, AUTO_RESTORE.name).backend_url
     running = check_service(data_dir, AUTO_RESTORE.name).state == "running"
     if running and recorded and not same_backend(recorded, url):
-        demo = running_demo_url(data_dir)
-        return recorded, "demo" if demo and same_backend(demo, recorded) else "services"
+        return recorded, "demo" if demo_url and same_backend(demo_url, recorded) else "services"
     return url, source if url else None
 
 
