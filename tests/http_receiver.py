@@ -5,7 +5,8 @@
 Each request is appended to FILE as one JSON line {"method", "path", "body", "answered"} once
 it is done: answered is false when the client hung up during the delay, before it could hear
 the answer (a sender killed mid-send), so a test can tell what the sender could have known
-was delivered from what merely arrived. It answers with the status set by
+was delivered from what merely arrived. A request cut off before its whole body came (the
+sender killed between headers and body) is not recorded: it never arrived. It answers with the status set by
 ``POST /_control {"status": 503, "delay": 0.5}`` (default 200, no delay); /_control requests
 are not recorded. Prints "ready" once it listens. Standard library only.
 """
@@ -42,7 +43,12 @@ class Handler(BaseHTTPRequestHandler):
 
     def _handle(self):
         length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode("utf-8", errors="replace")
+        raw = self.rfile.read(length)
+        if len(raw) < length:
+            # The client died between its headers and the end of its body: nothing arrived.
+            self.close_connection = True
+            return
+        body = raw.decode("utf-8", errors="replace")
         server = self.server
         if self.path == CONTROL_PATH:
             settings = json.loads(body or "{}")
