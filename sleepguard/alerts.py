@@ -102,12 +102,15 @@ def _locked_outbox(settings):
         if not flock_within(fd, LOCK_SECONDS):
             raise AlertError(f"the alert outbox lock {lock_path} has been held over {LOCK_SECONDS:g} s")
         outbox = read_outbox(settings)
+        before = json.dumps(outbox, sort_keys=True)
         yield outbox
         if len(outbox["messages"]) > MAX_MESSAGES:
             dropped = len(outbox["messages"]) - MAX_MESSAGES
             log.warning("alert outbox full: dropping the %d oldest undelivered messages", dropped)
             del outbox["messages"][:dropped]
-        write_json_atomic(outbox_path(settings), outbox)
+        # A check with nothing to tell changes nothing: rewriting the file each round would cost a day of writes.
+        if json.dumps(outbox, sort_keys=True) != before:
+            write_json_atomic(outbox_path(settings), outbox)
     finally:
         os.close(fd)
 
@@ -124,7 +127,8 @@ def _step(records, current, now, settings):
     told = []
     for key, (severity, text) in current.items():
         record = records.setdefault(key, {"streak": 0, "since": now, "alerted_at": None, "reminded_at": None})
-        record.update(severity=severity, text=text, streak=record["streak"] + 1, gone=0)
+        # The streak stops at ALERT_AFTER, all it is compared with, so a problem that holds leaves the file as it is.
+        record.update(severity=severity, text=text, streak=min(record["streak"] + 1, settings.alert_after), gone=0)
         if record["alerted_at"] is None:
             if record["streak"] >= settings.alert_after:
                 record["alerted_at"] = record["reminded_at"] = now

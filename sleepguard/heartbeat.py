@@ -114,8 +114,10 @@ def beat(settings, verdict, now=None):
     now = time.time() if now is None else now
     path = Path(settings.data_dir) / STATE_NAME
     state = _read_state(path)
+    before = dict(state)
     protected = verdict.code == PROTECTED
-    state["streak"] = 0 if protected else int(state.get("streak", 0)) + 1
+    # The streak stops at ALERT_AFTER, all it is compared with, so a problem that holds leaves the file as it is.
+    state["streak"] = 0 if protected else min(int(state.get("streak", 0)) + 1, settings.alert_after)
     kind = "ok" if protected else "fail"
     if not protected and state["streak"] < settings.alert_after:
         # Not PROTECTED, so no success ping; not yet held long enough for /fail: a blip stays silent.
@@ -127,6 +129,9 @@ def beat(settings, verdict, now=None):
         action = "ping" if protected else "fail"
     else:
         action = "failed"
+    if state == before:
+        # A quiet check changes nothing: rewriting the file each round would cost a day of writes.
+        return action
     try:
         write_json_atomic(path, state)
     except OSError as exc:

@@ -107,6 +107,18 @@ def test_the_outbox_is_private_and_survives_a_restart(data_dir):
     assert stat.S_IMODE(os.stat(data_dir / alerts.OUTBOX_NAME).st_mode) == 0o600
 
 
+def test_a_check_that_changes_nothing_leaves_the_outbox_unwritten(data_dir):
+    settings = settings_for(data_dir)
+    checks(settings, [[]] * 3)
+    assert not (data_dir / alerts.OUTBOX_NAME).exists()  # all quiet: nothing to keep
+    checks(settings, [[DOWN]] * 3)  # held: one alert queued
+    written = os.stat(data_dir / alerts.OUTBOX_NAME)
+    # Still down, no reminder due yet: a day of such checks must not rewrite the file each round.
+    checks(settings, [[DOWN]] * 20, start=T0 + 30)
+    still = os.stat(data_dir / alerts.OUTBOX_NAME)
+    assert (still.st_ino, still.st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
 def test_nothing_is_recorded_without_alert_urls(data_dir):
     settings = make_settings(data_dir)
     assert checks(settings, [[DOWN]] * 5) == [] and alerts.announce(settings, "info", "x", send=False) is None

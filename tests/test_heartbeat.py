@@ -47,6 +47,18 @@ def test_success_pings_only_while_protected_and_fail_once_a_problem_held(data_di
     assert paths(receiver)[-3:] == [f"/{CHECK_ID}/fail", f"/{CHECK_ID}", f"/{CHECK_ID}"]
 
 
+def test_quiet_checks_leave_the_heartbeat_state_unwritten(data_dir, receiver):
+    settings = settings_for(data_dir, f"{receiver.url}/{CHECK_ID}")
+    state_file = data_dir / heartbeat.STATE_NAME
+    for did, verdict, start in (("ping", PROTECTED, T0), ("fail", DOWN, T0 + 10)):
+        beats = [heartbeat.beat(settings, verdict, now=start + i * 0.1) for i in range(3)]
+        assert did in beats
+        written = state_file.stat()
+        # A day of quiet checks, protected or a problem that holds, must not rewrite the file each round.
+        assert [heartbeat.beat(settings, verdict, now=start + 1 + i) for i in range(20)] == ["quiet"] * 20
+        assert (state_file.stat().st_ino, state_file.stat().st_mtime_ns) == (written.st_ino, written.st_mtime_ns)
+
+
 def test_a_blip_shorter_than_alert_after_sends_no_fail(data_dir, receiver):
     settings = settings_for(data_dir, f"{receiver.url}/{CHECK_ID}")
     for i, verdict in enumerate([PROTECTED, DOWN, DOWN, PROTECTED, DOWN, DOWN]):
