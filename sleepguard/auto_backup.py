@@ -97,8 +97,8 @@ class AutoBackup:
         if self.settings.backend_mode != "babs10":
             return False
         if self.backed_up_user_ids is None:
-            good = BackupStore(self.settings).latest_good_backup()
-            self.backed_up_user_ids = {u.get("id") for u in good.users} - {None} if good else set()
+            good = BackupStore(self.settings).latest_good_summary()
+            self.backed_up_user_ids = set(good.user_ids) if good else set()
         if not self.backed_up_user_ids:
             return False
         try:

@@ -147,10 +147,10 @@ def _backup_status(settings, now: datetime) -> tuple[dict | None, dict, list]:
                "suspect_files": suspect_files, "suspect_bytes": suspect_bytes}
     suspects = [{"created_at": _iso(entry.created_at), "counts": entry.counts, "file": entry.path.name,
                  "verdict": entry.verdict} for entry in store.held_suspects()]
-    good = store.latest_good_backup()
+    good = store.latest_good_summary()
     if good is None:
         return None, history, suspects
-    path = Path(good.meta["path"])
+    path = good.path
     created = parse_utc_time(good.meta.get("created_at"))
     # An unchanged read only touches data_backup.json: its mtime says when the data was last verified.
     verified = created
@@ -162,7 +162,7 @@ def _backup_status(settings, now: datetime) -> tuple[dict | None, dict, list]:
     legacy = good.meta.get("mode") == "legacy"
     backup = {"path": str(path), "file": path.name, "created_at": _iso(created), "verified_at": _iso(verified),
               "age_seconds": round(age, 1) if age is not None else None, "fresh": age is not None and age <= limit,
-              "fresh_limit_seconds": limit, "counts": good.counts(), "checksum_ok": not legacy, "legacy": legacy,
+              "fresh_limit_seconds": limit, "counts": good.counts, "checksum_ok": not legacy, "legacy": legacy,
               "latest_file_ok": path == store.latest_path}
     return backup, history, suspects
 

@@ -8,6 +8,7 @@ good backup whole; a damaged file is reported and skipped, never silently delete
 
 import dataclasses
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -25,7 +26,7 @@ from .flocks import flock_within
 from .retention import kept_by_policy
 from .snapshot import Snapshot, parse_backup, parse_utc_time, utc_now_iso
 from .urls import without_credentials
-from .wipe import Judgement, judge_read
+from .wipe import Judgement, judge_read, same_content
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +39,11 @@ STAMP_FORMAT = "%Y%m%dT%H%M%S.%fZ"
 # A family shop's backup is a few MB; the writer refuses to write a backup above this, so we never
 # keep one we could not read back.
 MAX_BACKUP_FILE_BYTES = 50 * 1024 * 1024
-# backup-20261129T015105.123456Z-1a2b3c4d.json, with -2, -3... when that name was taken.
 # DATA_DIRs whose files were checked for credentials in their recorded URL by this process.
 _SCRUBBED = set()
+# What this process knows of each backup file it verified: {path: (sha256 of its bytes, BackupSummary)}.
+_SUMMARIES = {}
+# backup-20261129T015105.123456Z-1a2b3c4d.json, with -2, -3... when that name was taken.
 _OUR_NAME = re.compile(r"^(backup|suspect)-(\d{8}T\d{6}\.\d{6}Z)-([0-9a-f]{8})(?:-(\d+))?\.json$")
 
 
@@ -72,6 +75,23 @@ class BackupEntry:
     @property
     def ok(self):
         return not self.error
+
+
+@dataclass(frozen=True)
+class BackupSummary:
+    """What the status, the restart probe and an unchanged read need of a verified backup, without its records."""
+
+    path: Path
+    meta: dict
+    counts: dict
+    checksum: str
+    user_ids: frozenset
+
+    @classmethod
+    def of(cls, snapshot, path):
+        meta = {key: value for key, value in snapshot.meta.items() if key != "path"}
+        return cls(Path(path), meta, snapshot.counts(), snapshot.checksum(),
+                   frozenset(u.get("id") for u in snapshot.users) - {None})
 
 
 @dataclass
@@ -120,6 +140,30 @@ def _load(path):
     """Read and verify one backup file: (snapshot, bytes), or BackupFileError saying what is wrong."""
     data = read_backup_bytes(path)
     return parse_backup(data), data
+
+
+def _remember(found):
+    """Keep what the found backup's bytes verified to, so that the same bytes are never parsed again."""
+    summary = BackupSummary.of(found.snapshot, found.path)
+    _SUMMARIES[found.path] = (hashlib.sha256(found.data).hexdigest(), summary)
+    return summary
+
+
+def _remembered(path):
+    """The summary of path when its bytes are the ones this process verified, else None.
+
+    Parsing a backup takes several times its size in memory, hashing its bytes almost nothing: a
+    service that looks at an unchanged backup every round reads and hashes it, and parses it only
+    when a byte changed. Any change (a new backup, a damaged or edited file) is a new parse.
+    """
+    known = _SUMMARIES.get(path)
+    if known is None:
+        return None
+    try:
+        digest = hashlib.sha256(read_backup_bytes(path)).hexdigest()
+    except BackupFileError:
+        return None
+    return known[1] if digest == known[0] else None
 
 
 def _problem(path):
@@ -257,8 +301,21 @@ class BackupStore:
             found = self._find_latest_good()
         if found is None:
             return None
+        _remember(found)
         found.snapshot.meta["path"] = str(found.path)
         return found.snapshot
+
+    def latest_good_summary(self):
+        """The latest good backup's BackupSummary, or None when no file verifies; parsed only when its bytes changed."""
+        with self._write_finished():
+            return self._latest_good_summary()
+
+    def _latest_good_summary(self):
+        summary = _remembered(self.latest_path)
+        if summary is not None:
+            return summary
+        found = self._find_latest_good()
+        return _remember(found) if found is not None else None
 
     def _find_latest_good(self):
         """data_backup.json if it verifies, else the newest history file that does."""
@@ -292,8 +349,8 @@ class BackupStore:
 
     def held_suspects(self):
         """Suspect reads newer than the latest good backup: the status screen warns about them."""
-        found = self._find_latest_good()
-        since = found and parse_utc_time(found.snapshot.meta.get("created_at"))
+        found = self._latest_good_summary()
+        since = found and parse_utc_time(found.meta.get("created_at"))
         return [_entry(path, "suspect") for path, created in _our_files(self.suspect_dir, "suspect")
                 if since is None or created > since]
 
@@ -368,7 +425,15 @@ class BackupStore:
         accept_shrink promotes a large drop, accept_current a foreign back end: the owner's decisions. A wipe never.
         """
         with self._locked():
+            known = _remembered(self.latest_path)
+            if known is not None and snapshot.checksum() == known.checksum:
+                # The rule's first case without parsing the file again: the bytes are the ones verified before.
+                os.utime(self.latest_path)
+                judgement = same_content()
+                return BackupOutcome("unchanged", judgement.reason, judgement, self.latest_path, snapshot.counts())
             found = self._find_latest_good()
+            if found is not None:
+                _remember(found)
             judgement = judge_read(snapshot, found and found.snapshot, self.settings.large_drop_fraction,
                                    backend_url=self.settings.backend_url)
             counts = snapshot.counts()

@@ -43,7 +43,7 @@ def judge_read(current, last_good, large_drop_fraction=0.5, backend_url=None):
     if last_good is None:
         return Judgement("first", "no earlier good backup")
     if current.checksum() == last_good.checksum():
-        return Judgement("unchanged", "same content as the last good backup")
+        return same_content()
     missing_users = sorted(set(last_good.customers_by_email()) - set(current.customers_by_email()))
     missing_customers = sorted(last_good.customer_keys() - current.customer_keys())
     if not missing_users and not missing_customers:
@@ -65,6 +65,11 @@ def judge_read(current, last_good, large_drop_fraction=0.5, backend_url=None):
         if count >= LARGE_DROP_MIN_RECORDS and count > large_drop_fraction * before[kind]:
             return Judgement("large_drop", f"{lost}: over {large_drop_fraction:.0%} of the {kind} at once", **figures)
     return Judgement("deleted", f"{lost}, {survivors} records survived: deleted by the owner", **figures)
+
+
+def same_content():
+    """The judgement of a read whose checksum is the last good backup's: unchanged, nothing else to look at."""
+    return Judgement("unchanged", "same content as the last good backup")
 
 
 def foreign_reason(current, last_good, backend_url=None):

@@ -195,6 +195,28 @@ def test_damaged_files_are_flagged_skipped_and_never_overwritten(store):
     assert third.exists()
 
 
+def test_a_backup_known_to_this_process_is_looked_at_again_when_one_byte_changes(store):
+    first = store.record(make_snapshot(customers=3)).path
+    store.record(make_snapshot(customers=4, created_at="2026-11-29T01:02:00.000000Z"))
+    # Looked at every round (the status, the restore check): known by its bytes from now on.
+    assert store.latest_good_summary().counts["customers"] == 8
+    assert store.record(make_snapshot(customers=4, created_at="2026-11-29T01:04:00.000000Z")).kind == "unchanged"
+    # Damaged in place, the same size and time: the next look must not trust what it knew.
+    touched = store.latest_path.stat()
+    damage(store.latest_path)
+    os.utime(store.latest_path, ns=(touched.st_atime_ns, touched.st_mtime_ns))
+    assert store.latest_path.stat().st_size == touched.st_size
+    summary = store.latest_good_summary()
+    assert summary.path.name.startswith("backup-") and summary.counts["customers"] == 8
+    # The same read again: judged against the history file, data_backup.json rebuilt, the damaged one kept aside.
+    assert store.record(make_snapshot(customers=4, created_at="2026-11-29T01:06:00.000000Z")).kind == "unchanged"
+    assert store.latest_good_summary().path == store.latest_path
+    assert len(list(store.history_dir.glob("damaged-*.json"))) == 1
+    # A changed read after all that is a new good backup, not "unchanged" from memory.
+    assert store.record(make_snapshot(customers=3, created_at="2026-11-29T01:08:00.000000Z")).kind == "good"
+    assert store.latest_good_summary().counts["customers"] == 6 and first.exists()
+
+
 def test_files_are_private_even_under_umask_000(data_dir):
     store = BackupStore(make_settings(data_dir / "new" / "folder"))
     old_umask = os.umask(0)
