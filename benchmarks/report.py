@@ -17,6 +17,7 @@ class Row:
     ratio: str
     target: str = "—"
     met: bool | None = None
+    why: str = ""  # for a target missed: by how much and why, from this run's own figures
 
     def cells(self):
         met = "—" if self.met is None else ("yes" if self.met else "NO")
@@ -73,6 +74,12 @@ def markdown_table(rows):
     return "\n".join(lines)
 
 
+def missed(rows):
+    """One line per target missed, saying by how much and why; a miss with no reason says that too."""
+    return [f"{row.figure}: {row.sleepguard} against {row.target}. {row.why or 'No reason was measured.'}"
+            for row in rows if row.met is False]
+
+
 def machine():
     """Where it ran: platform, CPU count, Python."""
     return (f"{platform.platform()}, {os.cpu_count()} CPUs ({platform.machine()}), "
@@ -96,6 +103,10 @@ def markdown(report):
         markdown_table(report.rows),
         "",
         f"![cost curve: time and peak memory per size]({report.chart})" if report.chart else "",
+        "",
+        "## The targets missed, and why",
+        "",
+        *([f"- {line}" for line in missed(report.rows)] or ["None."]),
         "",
         "## How each figure was taken",
         "",

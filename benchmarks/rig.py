@@ -90,6 +90,27 @@ def memory(pid):
     return figures
 
 
+# A process that loads what a service loads, says so, and holds nothing until its stdin closes.
+IDLE_SERVICE = "import importlib, sys; importlib.import_module(sys.argv[1]); print('ready', flush=True); sys.stdin.read()"
+SERVICE_MODULES = ("sleepguard.keep_alive", "sleepguard.auto_backup", "sleepguard.auto_restore")
+
+
+def idle_floor():
+    """The sum of PSS of three processes that import what the three services import and hold no data: their floor."""
+    processes = [subprocess.Popen([sys.executable, "-c", IDLE_SERVICE, module], cwd=PROJECT_DIR, text=True,
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE) for module in SERVICE_MODULES]
+    try:
+        for process in processes:
+            if process.stdout.readline().strip() != "ready":
+                raise BenchError("a process importing a service module did not start")
+        return sum(pss(process.pid) or 0 for process in processes)
+    finally:
+        for process in processes:
+            process.stdin.close()
+            process.wait(10)
+            process.stdout.close()
+
+
 def renice(pid, value=19):
     """Lower a background process's priority so it steals no CPU from a measurement."""
     try:

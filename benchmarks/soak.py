@@ -24,7 +24,7 @@ DEFAULT_ITERATIONS_PER_DAY = {KEEP_ALIVE: 86400 / 120, AUTO_BACKUP: 86400 / 15, 
 DEFAULT_BACKUPS_PER_DAY = 86400 / 120
 SOAK_INTERVALS = {"keep_alive_interval": 0.05, "trigger_poll_interval": 0.02, "backup_interval": 0.5,
                   "restore_check_interval": 0.02}
-# The soak's state files are rewritten at least every second (not every 900 s), so their iterations can be watched.
+# The soak's state files are rewritten at least every second (not every STATE_WRITE_INTERVAL), so their iterations can be watched.
 SOAK_STATE_WRITE_INTERVAL = 1.0
 DEFAULT_STATE_WRITE_INTERVAL = float(SETTINGS["STATE_WRITE_INTERVAL"][0])
 POLL_SECONDS = 0.25
@@ -226,7 +226,7 @@ def _write_bytes(pid):
 def disk_per_day(results):
     """Bytes a day at the default intervals: backup data, and the state files and logs of the three services.
 
-    Unchanged data rewrites each state file and logs its INFO line once per STATE_WRITE_INTERVAL (900 s);
+    Unchanged data rewrites each state file and logs its INFO line once per STATE_WRITE_INTERVAL (3600 s by default);
     the soak, at a 1 s clock, shows what one such period writes: its log bytes per second of soak.
     """
     backup = results["backup_data"]
@@ -240,7 +240,7 @@ def disk_per_day(results):
         state_and_logs += rounds * (service["state_file_bytes"] + log_per_period)
     storage = None
     if all(results[name]["write_bytes_per_iteration"] is not None for name in SERVICE_NAMES):
-        # What the soak wrote per second at its 1 s clock is what one 900 s period writes at the defaults.
+        # What the soak wrote per second at its 1 s clock is what one STATE_WRITE_INTERVAL period writes at the defaults.
         storage = sum(results[name]["write_bytes_per_iteration"] * results[name]["measured_iterations"]
                       / results[name]["seconds"] * SOAK_STATE_WRITE_INTERVAL * periods for name in SERVICE_NAMES)
     return {"backup_data": None if per_backup is None else per_backup * DEFAULT_BACKUPS_PER_DAY,

@@ -152,7 +152,7 @@ SETTINGS = {
     "SLOW_ANSWER_SECONDS": ("5", _seconds, "a health answer slower than this after a quiet spell means a cold start"),
     "LOG_MAX_BYTES": ("1048576", lambda n, r: _count(n, r, 1024), "size at which a log file is rotated"),
     "LOG_BACKUP_COUNT": ("3", lambda n, r: _count(n, r, 1), "rotated log files kept per service"),
-    "STATE_WRITE_INTERVAL": ("900", _seconds, "seconds a service's unchanged state file waits to be rewritten (changes are written at once)"),
+    "STATE_WRITE_INTERVAL": ("3600", _seconds, "seconds a service's unchanged state file waits to be rewritten (changes are written at once)"),
     "LOG_LEVEL": ("INFO", _choice(("DEBUG", "INFO", "WARNING", "ERROR"), fold=str.upper), "log detail"),
     # The off-site parsers are defined at the end of this file: the lambdas look them up when called.
     "OFFSITE_URL": ("", lambda n, r: _s3_url(n, r), "off-site copies: s3://bucket/prefix (empty: none)"),
