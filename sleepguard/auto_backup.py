@@ -144,7 +144,8 @@ class AutoBackup:
         figures.last_backup_at, figures.last_backup_kind, figures.last_backup_summary = now_iso, outcome.kind, summary
         if outcome.kind in ("good", "unchanged"):
             figures.last_good_backup_at = now_iso
-            self.backed_up_user_ids = None
+            # The read just listed this backup's users: none is gone, so the next probe sees the next sleep.
+            self.backed_up_user_ids, self.users_gone = None, False
         if outcome.kind == "good" and outcome.judgement is not None and outcome.judgement.verdict == "first":
             # The restore service found nothing to compare with at its start; without this it would wait out its
             # whole interval before its first check, and the status could not say PROTECTED meanwhile.

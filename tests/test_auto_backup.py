@@ -211,6 +211,28 @@ def test_a_restart_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_b
                                    "service", 5)
 
 
+def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=2, customers=3)  # the counter stays 0: only the user probe can tell
+    poll = 2.0
+    # Neither the restore's own check nor a scheduled backup comes in this test's time: only the backup service's probe.
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(poll),
+                      RESTORE_CHECK_INTERVAL="120")
+    services.start(RESTORE, env)
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
+    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
+    for sleep in (1, 2):
+        goods = read_state(data_dir, BACKUP).last_figures.good_count
+        demo_backend.sleep_now()
+        slept = time.monotonic()
+        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 3 * poll + 5, f"restore {sleep}")
+        took = time.monotonic() - slept
+        assert took <= poll + 5, f"sleep {sleep} restored after {took:.1f} s"
+        # The restore asks for a fresh backup of what it put back; the next sleep comes at once after it,
+        # before any probe round saw the restored users listed.
+        wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] > goods, 10, "the backup of the restored data")
+
+
 def test_a_wake_the_restore_service_was_not_there_for_is_sent_when_it_is(services, demo_backend, data_dir):
     seed_shop(demo_backend.url, users=2, customers=3)
     trigger(demo_backend.url)
