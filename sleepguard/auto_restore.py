@@ -20,6 +20,7 @@ import time
 from . import alerts
 from .client import BackendClient
 from .exceptions import BackendError, RestoreRunning, SleepguardError
+from .pins import restored_pins_path
 from .processes import signal_service
 from .restore_lock import running_restore
 from .apply import restore_now
@@ -161,7 +162,8 @@ class AutoRestore:
         if result is not None and (result.users_created or result.customers_created):
             # A one-off event, told at once: the owner hears how much came back and who needs a new PIN.
             alerts.announce(self.settings, "warning" if needing_pin else "info",
-                            restored_line(result.users_created, result.customers_created, needing_pin))
+                            restored_line(result.users_created, result.customers_created, needing_pin,
+                                          restored_pins_path(self.settings.data_dir)))
         if signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
             self.figures.fresh_backup_asked += 1
             summary += "; asked the backup service for a fresh backup"

@@ -52,9 +52,14 @@ def uses_demo(settings: Settings, url: str | None) -> bool:
 def with_running_demo(settings: Settings, quiet: bool = False) -> Settings:
     """The settings every command uses after load_settings: the running demo's when BACKEND_URL is unset or names it.
 
-    Says so in one logged line (stderr for a command), unless quiet: the status screen says it itself.
+    Says so in one logged line (stderr for a command), unless quiet: the status screen says it itself. With
+    BACKEND_URL naming another back end while the demo runs, it says which one it works on.
     """
     url = running_demo(settings)
+    if url and not uses_demo(settings, url):
+        # Said even on the status screen, which shows only the back end it looks at.
+        log.warning("BACKEND_URL is set: working on %s, not on the demo back end that runs at %s (unset BACKEND_URL "
+                    "to use the demo)", without_credentials(settings.backend_url), url)
     if not uses_demo(settings, url):
         return settings
     if not quiet:

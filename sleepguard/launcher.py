@@ -17,12 +17,14 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from .atomicfile import PRIVATE_FILE_MODE, ensure_private_dir, write_atomic
 from .demo_mode import demo_settings, demo_token, refuse_mixing, running_demo, uses_demo
@@ -114,6 +116,24 @@ def _ensure_demo_token(folder: Path) -> Path:
     return path
 
 
+def _previous_port(folder: Path) -> int:
+    """The port the demo last had, if it is free: the same URL keeps its backups its own (0: any free port)."""
+    try:
+        port = urlsplit(demo_url_path(folder).read_text().strip()).port
+    except (OSError, ValueError):
+        return 0
+    if not port:
+        return 0
+    with socket.socket() as probe:
+        # As the demo binds: a port its last run left in TIME_WAIT is free to it.
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return 0
+    return port
+
+
 def _start_demo(settings, detached: bool) -> tuple[str, subprocess.Popen | None, str]:
     """Start the demo back end unless one runs; return (URL, the child if we started it, a line)."""
     folder = ensure_private_dir(demo_folder_path(settings.data_dir))
@@ -127,7 +147,10 @@ def _start_demo(settings, detached: bool) -> tuple[str, subprocess.Popen | None,
         stop_processes([running])
         remove_stale_pid_file(folder, DEMO.name)
     offset = _log_size(demo_log)
-    argv = [sys.executable, "-m", DEMO.module, "--port", "0", "--seed-demo", "--token-file", str(_ensure_demo_token(folder))]
+    # Backups judge a back end by its URL: a demo on a new port would be another back end to them.
+    port = _previous_port(folder)
+    argv = [sys.executable, "-m", DEMO.module, "--port", str(port), "--seed-demo", "--token-file",
+            str(_ensure_demo_token(folder))]
     process = spawn_holding_pid_file(folder, DEMO.name, argv, demo_log, _demo_env(folder), detached)
 
     def url_written():
@@ -153,25 +176,17 @@ def _demo_lines(folder: Path) -> list[str]:
             f'"$(cat {demo_url_path(folder)})/api/admin/sleep"']
 
 
-def _forget_demo(data_dir: Path) -> bool:
-    """Remove the demo's PID file once it is verified stale, and its URL file with it."""
-    if not remove_stale_pid_file(data_dir, DEMO.name):
-        return False
-    demo_url_path(data_dir).unlink(missing_ok=True)
-    return True
-
-
 def _stop_demo(data_dir: Path) -> list[str]:
     """Stop the verified demo back end; a PID file naming anything else is removed, its process untouched."""
     if not pid_file_path(data_dir, DEMO.name).exists():
         return []
     status, process = verified_process(data_dir, DEMO.name)
     if process is None:
-        removed = _forget_demo(data_dir)
+        removed = remove_stale_pid_file(data_dir, DEMO.name)
         action = "removed its stale PID file" if removed else "left its PID file"
         return [f"demo back end: not running; {action} ({status.reason})"]
     killed, survivors = stop_processes([process])
-    _forget_demo(data_dir)
+    remove_stale_pid_file(data_dir, DEMO.name)
     if survivors:
         return [f"the demo back end (PID {process.pid}) could NOT be stopped"]
     return [f"stopped the demo back end (PID {process.pid})"]
@@ -473,6 +488,6 @@ def run_foreground(settings, demo: bool = False) -> int:
             # A child killed after the stop deadline leaves its PID file behind.
             remove_stale_pid_file(data_dir, child.service.name)
         if demo_process is not None:
-            _forget_demo(data_dir)
+            remove_stale_pid_file(data_dir, DEMO.name)
         signals.close()
     return 0

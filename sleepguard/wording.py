@@ -4,6 +4,7 @@ The commands print these, the status screen and the alerts show them; this is al
 of the library that names command-line flags, in the hints that say which command fixes what.
 """
 
+import shlex
 import textwrap
 from datetime import datetime, timezone
 
@@ -280,6 +281,11 @@ def not_complete_note(failures, missing, shown):
     return f"NOT complete{cause}; still missing {some(missing, shown)}"
 
 
+def _pins_file(facts):
+    """The restored-PINs file a reason names, whole (the demo's is in its own folder), ready to paste."""
+    return shlex.quote(str(facts.get("file") or RESTORED_PINS_NAME))
+
+
 def _reason_words(kind, facts):
     """(what is wrong, the command or step that fixes it) for one verdict reason."""
     if kind == "service_down":
@@ -328,9 +334,9 @@ def _reason_words(kind, facts):
         users = facts.get("users") or []
         return (f"{plural(len(users), 'user')} need{'s' if len(users) == 1 else ''} the new PIN the restore gave "
                 f"them: {some(users)}.",
-                f"cat {RESTORED_PINS_NAME}; hand them out; {PINS_HANDED_OUT_HINT}")
+                f"cat {_pins_file(facts)}; hand them out; {PINS_HANDED_OUT_HINT}")
     if kind == "pins_unreadable":
-        return f"The restored PINs cannot be read: {facts.get('why')}.", f"chmod 600 {RESTORED_PINS_NAME}"
+        return f"The restored PINs cannot be read: {facts.get('why')}.", f"chmod 600 {_pins_file(facts)}"
     if kind == "pins_file_refused":
         users = facts.get("users") or 0
         given = f"{plural(users, 'restored user')} got a new random PIN instead" if users else \
@@ -564,12 +570,12 @@ def verdict_change_line(new_word, old_word, better):
     return (VERDICT_BETTER if better else VERDICT_WORSE).format(new=new_word, old=old_word)
 
 
-def restored_line(users_created, customers_created, needing_pin):
-    """A wipe detected and put right: how much came back, and who needs a new PIN (never the PIN)."""
+def restored_line(users_created, customers_created, needing_pin, pins_file):
+    """A wipe detected and put right: how much came back, and who needs a new PIN in which file (never the PIN)."""
     line = (f"The back end was wiped and sleepguard restored it: {plural(users_created, 'user')} and "
             f"{plural(customers_created, 'customer')} are back.")
     if needing_pin:
-        text, fix = _reason_words("pins_to_hand_out", {"users": list(needing_pin)})
+        text, fix = _reason_words("pins_to_hand_out", {"users": list(needing_pin), "file": pins_file})
         line += f" {text} Then: {fix}"
     return line
 

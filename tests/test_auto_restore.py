@@ -237,7 +237,7 @@ def test_a_wipe_restored_is_one_alert_with_the_counts_and_who_needs_a_pin_never_
     (message,) = restored()
     assert "The back end was wiped and sleepguard restored it: 2 users and 6 customers are back." in message
     assert "2 users need the new PIN the restore gave them: o***0@example.com, o***1@example.com." in message
-    assert "cat restored_pins.json" in message
+    assert f"cat {data_dir / 'restored_pins.json'}" in message
     everything = str(receiver.received())
     pins = [*read_restored_pins(data_dir).values(), *(owner["pin"] for owner in shop.values())]
     assert not any(secret in everything for secret in [*pins, *shop]), "a PIN or a full e-mail left the machine"

@@ -108,10 +108,19 @@ def test_demo_is_started_backed_up_and_stopped(data_dir, stopped_afterwards):
     assert "(demo)  reachable" in status.stdout
     assert "1 user, 5 customers" in status.stdout  # singular right (issue 12)
 
+    url = demo_url_path(demo_folder_path(data_dir)).read_text().strip()
     stopped = run_command(START, "--stop", env=env)
     assert f"stopped the demo back end (PID {demo_pid})" in stopped.stdout
     assert not psutil.pid_exists(demo_pid) or psutil.Process(demo_pid).status() == psutil.STATUS_ZOMBIE
-    assert not demo_url_path(demo_folder_path(data_dir)).exists()
+    assert processes_of(data_dir) == [] and processes_of(demo_folder_path(data_dir)) == []
+
+    # Started again after a stop: the same URL, so its backups are still its own (on another port they would be
+    # another back end's, held as foreign and never restored), and the walk-through can run again.
+    again = run_command(START, "--demo", env=env)
+    assert again.returncode == 0 and f"demo back end started at {url} " in again.stdout, again.stdout + again.stderr
+    wait_for(lambda: run_command(STATUS, env=env).returncode == 0)
+    stopped = run_command(START, "--stop", env=env)
+    assert "stopped the demo back end" in stopped.stdout
     assert processes_of(data_dir) == [] and processes_of(demo_folder_path(data_dir)) == []
 
 
@@ -196,6 +205,10 @@ def test_after_demo_every_command_uses_it_and_restarts_keep_its_port_token_and_d
     assert dry_run.returncode == 0 and "using the demo back end" in dry_run.stderr, dry_run.stdout + dry_run.stderr
     assert f"backup: {folder / 'data_backup.json'}" in dry_run.stdout
     assert not (data_dir / "data_backup.json").exists(), "demo backups mixed with the real shop's"
+    # BACKEND_URL naming another back end wins, and the command says the demo it is not looking at runs.
+    elsewhere = run_command(STATUS, env={**env, "BACKEND_URL": "http://127.0.0.1:9"})
+    assert f"working on http://127.0.0.1:9, not on the demo back end that runs at {url}" in elsewhere.stderr
+    assert elsewhere.stderr.count("\n") == 1 and "Traceback" not in elsewhere.stderr, elsewhere.stderr
 
     seed_shop(url, users=1, customers=1, prefix="added")
     demo_pid = check_service(folder, DEMO.name).pid
