@@ -309,7 +309,8 @@ def test_an_operation_ends_within_read_timeout_however_the_host_stalls(data_dir,
         with pytest.raises(BackendUnreachable, match=r"GET /api/health: timed out after 1\.5 s"):
             client.health()
         took = time.monotonic() - started
-    assert 1.4 < took < 1.5 + 0.5, f"took {took:.2f} s"
+    # One READ_TIMEOUT, not one per try (three tries would be 4.5 s and more).
+    assert 1.4 < took < 3.0, f"took {took:.2f} s"
 
 
 def test_urllib3_retry_chatter_stays_out_of_the_logs(proxy, data_dir, caplog):

@@ -333,7 +333,7 @@ def test_unknown_kind_is_refused(proxy):
 # --- concurrency ------------------------------------------------------------------------------
 
 def test_parallel_requests_are_delayed_not_serialised(proxy):
-    proxy.set_fault("latency", latency=0.2)
+    proxy.set_fault("latency", latency=0.5)
 
     def timed_get(_):
         started = time.monotonic()
@@ -344,8 +344,8 @@ def test_parallel_requests_are_delayed_not_serialised(proxy):
     with ThreadPoolExecutor(max_workers=20) as pool:
         results = list(pool.map(timed_get, range(20)))
     elapsed = time.monotonic() - started
-    assert all(status == 200 and took >= 0.2 for status, took in results)
-    assert elapsed < 2.5
+    assert all(status == 200 and took >= 0.5 for status, took in results)
+    assert elapsed < 5  # one after another they would take 10 s
     assert proxy.requests_seen == 20
 
 
