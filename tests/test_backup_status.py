@@ -125,7 +125,8 @@ def test_a_loose_pin_file_never_holds_a_restore_up(data_dir, tmp_path, local_tz,
     assert sorted(new_pins) == sorted(shop) and all(signs_in(demo.url, email, pin) for email, pin in new_pins.items())
     screen = run_command(STATUS, env=env).stdout
     assert screen.startswith("WARNING") and "3 users need the new PIN" in screen
-    assert f"cat {data_dir / 'restored_pins.json'};" in " ".join(screen.split())  # the whole path, to paste
+    # The whole path, however the screen wraps it.
+    assert f"cat{data_dir / 'restored_pins.json'};" in "".join(screen.split())
     assert "--pins-handed-out [EMAIL ...]" in screen and "chmod 600" in screen
     assert not any(pin in screen for pin in new_pins.values())
 
