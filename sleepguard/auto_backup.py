@@ -108,15 +108,16 @@ class AutoBackup:
             return False
         return restart.users_vanished(self.backed_up_user_ids, listed)
 
-    def note_restart(self, before):
+    def note_restart(self, before, sign=""):
         """The back end restarted, maybe empty: wake the restore service (again next round if it is not running)."""
         self.figures.restarts_seen += 1
         by_counter = restart.counter_went_down(before, self.seen_count)
-        if by_counter:
+        if by_counter or sign:
             # Look at the users now, so the probe rounds that follow report only a later disappearance.
             self.users_gone = self.users_gone_now()
         self.figures.last_restart_seen_at = utc_now_iso()
-        seen = f"trigger count {before} -> {self.seen_count}" if by_counter else "none of the backed-up users are listed"
+        seen = sign or (f"trigger count {before} -> {self.seen_count}" if by_counter
+                        else "none of the backed-up users are listed")
         why = f"back end restarted ({seen})"
         woke = self.wake.ask(why)
         self.figures.wakes_sent = self.wake.sent
@@ -138,6 +139,15 @@ class AutoBackup:
         # Only a new good backup goes off-site: an unchanged one is already there.
         summary = describe(outcome) + (offsite_not_queued(self.shipper.ship(outcome.path))
                                        if outcome.kind == "good" else "")
+        # A wiped read is a restart not seen yet unless this disappearance was already said (the next wiped
+        # read is the same one).
+        wiped = outcome.kind == "suspect" and outcome.judgement is not None and outcome.judgement.verdict == "wipe" \
+            and not self.users_gone
+        if outcome.restarted or wiped:
+            # The read itself saw the restart: the counter and the probe, which looked before it, may not have.
+            sign = "users vanished during the read" if outcome.restarted else "this read was judged a wipe"
+            summary += f"; {self.note_restart(self.seen_count, sign)}"
+            self.users_gone = self.users_gone or wiped
         figures = self.figures
         figures.backups_taken += 1
         setattr(figures, f"{outcome.kind}_count", getattr(figures, f"{outcome.kind}_count") + 1)
@@ -173,6 +183,10 @@ class AutoBackup:
     def decide(self, context):
         """This round's action: a backup, a restart noted, or nothing."""
         seen_before = self.seen_count
+        if context.woken:
+            # Only the restore service wakes us, right after it saw the back end hold data (its restore, or a
+            # restart that was no wipe): whatever vanishes from now on is a new disappearance.
+            self.users_gone = False
         status = self.read_status()
         news = self.news_from(status) if status is not None else ""
         # A counter above 0 shows a restart by dropping; one still at 0 cannot, so then look at the users.

@@ -116,8 +116,19 @@ class AutoRestore:
             figures.restores, figures.last_restore_complete = figures.restores + 1, True
             figures.last_restore_summary = f"{figures.last_restore_summary}{after_all}"
         self.failures_in_a_row = self.checks_to_skip = 0
+        if context.woken and judgement.verdict == "changed" and self.ask_for_fresh_backup():
+            # Woken by a restart that was no wipe, and the back end holds records the backup lacks (new ids, say):
+            # until they are backed up, the backup service looks for users that are gone and misses the next sleep.
+            after_all += "; asked the backup service for a fresh backup"
         return self.answer("ok", f"no wipe ({judgement.verdict}): the back end holds {counts['users']} users, "
                                  f"{counts['customers']} customers{after_all}")
+
+    def ask_for_fresh_backup(self):
+        """Wake the backup service for a backup of what the back end holds now; True when it was running."""
+        if not signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
+            return False
+        self.figures.fresh_backup_asked += 1
+        return True
 
     def record_check(self, judgement):
         """What this check found, as the verdict reads it from the state file."""
@@ -164,8 +175,7 @@ class AutoRestore:
             alerts.announce(self.settings, "warning" if needing_pin else "info",
                             restored_line(result.users_created, result.customers_created, needing_pin,
                                           restored_pins_path(self.settings.data_dir)))
-        if signal_service(self.settings.data_dir, BACKUP_SERVICE, signal.SIGUSR1):
-            self.figures.fresh_backup_asked += 1
+        if self.ask_for_fresh_backup():
             summary += "; asked the backup service for a fresh backup"
         return self.answer("restored", summary)
 

@@ -2,7 +2,7 @@
 
 import time
 
-from .exceptions import BackendError
+from .exceptions import BackendError, RestartedDuringRead
 from .store import BackupOutcome, BackupStore
 
 
@@ -15,7 +15,7 @@ def take_backup(settings, client, accept_shrink=False, accept_current=False):
     try:
         snapshot = client.read_snapshot()
     except BackendError as exc:
-        outcome = BackupOutcome("failed", str(exc))
+        outcome = BackupOutcome("failed", str(exc), restarted=isinstance(exc, RestartedDuringRead))
     else:
         try:
             outcome = BackupStore(settings).record(snapshot, accept_shrink=accept_shrink, accept_current=accept_current)

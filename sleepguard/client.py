@@ -28,7 +28,8 @@ from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConn
 
 from . import __version__
 from .emails import stored_form
-from .exceptions import AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer
+from .exceptions import (AnswerTooLarge, BackendError, BackendRejected, BackendUnreachable, BadAnswer,
+                         RestartedDuringRead)
 from .restart import vanished_during_read
 from .settings import require_backend
 from .snapshot import Snapshot, utc_now_iso
@@ -433,7 +434,7 @@ class BackendClient:
         # like the owner deleted one customer. The API cannot delete users, so a user id gone now means that.
         gone = vanished_during_read({user["id"] for user in users}, {user["id"] for user in self.list_users()})
         if gone:
-            raise BadAnswer(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the read: "
+            raise RestartedDuringRead(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the read: "
                             "the back end restarted meanwhile")
         return users, customers_by_user_id
 

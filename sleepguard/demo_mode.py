@@ -53,11 +53,11 @@ def with_running_demo(settings: Settings, quiet: bool = False) -> Settings:
     """The settings every command uses after load_settings: the running demo's when BACKEND_URL is unset or names it.
 
     Says so in one logged line (stderr for a command), unless quiet: the status screen says it itself. With
-    BACKEND_URL naming another back end while the demo runs, it says which one it works on.
+    BACKEND_URL naming another back end while the demo runs, it says which one it works on (unless quiet too:
+    the status screen keeps stderr for a status it cannot compute).
     """
     url = running_demo(settings)
-    if url and not uses_demo(settings, url):
-        # Said even on the status screen, which shows only the back end it looks at.
+    if url and not uses_demo(settings, url) and not quiet:
         log.warning("BACKEND_URL is set: working on %s, not on the demo back end that runs at %s (unset BACKEND_URL "
                     "to use the demo)", without_credentials(settings.backend_url), url)
     if not uses_demo(settings, url):

@@ -21,6 +21,10 @@ class BadAnswer(BackendError):
     """An answer came, but not a well-formed one of the expected form."""
 
 
+class RestartedDuringRead(BadAnswer):
+    """Users listed when a read began were gone at its end: the back end restarted meanwhile, maybe empty."""
+
+
 class AnswerTooLarge(BadAnswer):
     """The answer was larger than the configured cap."""
 

@@ -8,7 +8,11 @@ service, which then judges the data (wipe.py). The signs, by who sees them:
     (users_vanished()), said once per disappearance so a restart that was not a wipe never
     blinds the next one;
   - client: user ids listed before a read and gone after it (vanished_during_read()): the API
-    cannot delete users, so the back end restarted mid-read and the read is not trustworthy.
+    cannot delete users, so the back end restarted mid-read and the read is not trustworthy;
+    the backup service takes such a read, or one the store judged a wipe, as a restart too, since
+    a woken round looks at neither the counter nor the users first;
+  - restore service: after it put the data back, or found a restart that was no wipe, it asks
+    the backup service for a fresh backup, so the probe compares with the users listed now.
 A wake that finds the restore service not running (it is starting) is kept and sent again
 next round until delivered (PendingWake), so none is lost.
 """

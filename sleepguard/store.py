@@ -57,6 +57,7 @@ class BackupOutcome:
     path: Path | None = None
     counts: dict | None = None
     seconds: float | None = None
+    restarted: bool = False  # a failed read: the back end restarted while it was read, so a restore may be due
 
 
 @dataclass

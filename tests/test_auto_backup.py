@@ -3,6 +3,7 @@
 import re
 import signal
 import time
+import uuid
 from datetime import datetime
 
 import pytest
@@ -230,6 +231,55 @@ def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_
         # The restore asks for a fresh backup of what it put back; the next sleep comes at once after it,
         # before any probe round saw the restored users listed.
         wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] > goods, 10, "the backup of the restored data")
+
+
+def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_backend, data_dir):
+    shop = seed_shop(demo_backend.url, users=2, customers=3)  # the counter stays 0: only the user probe can tell
+    poll = 2.0
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(poll),
+                      RESTORE_CHECK_INTERVAL="120")
+    services.start(RESTORE, env)
+    services.start(BACKUP, env)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
+    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
+
+    # The host restarts holding the same shop under new ids (the demo started again, newly seeded): no wipe.
+    state = demo_backend.state()
+    new_ids = {user["id"]: str(uuid.uuid4()) for user in state["users"]}
+    users = [{**user, "id": new_ids[user["id"]]} for user in state["users"]]
+    customers = [{**customer, "id": str(uuid.uuid4()), "user_id": new_ids[customer["user_id"]]}
+                 for customer in state["customers"]]
+    demo_backend.admin("PUT", "/api/admin/snapshot", json={**state, "users": users, "customers": customers,
+                                                           "backup_triggers": []}).raise_for_status()
+    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1, 3 * poll + 5, "the restart to be seen")
+
+    def checked_after_wake():
+        _, woken, after = log_text(data_dir, RESTORE).rpartition("woken by SIGUSR1")
+        return woken and "no wipe (changed)" in after
+    wait_until(checked_after_wake, 5, "the restore service's check after the wake")
+
+    demo_backend.sleep_now()
+    # Within a few polls, long before the restore's own 120 s check: only the probe's wake can do that.
+    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 3 * poll + 5, "the restore")
+    assert read_state(data_dir, BACKUP).last_figures.restarts_seen == 2
+
+
+def test_a_read_judged_a_wipe_is_a_restart_the_restore_service_hears_of(demo_backend, data_dir):
+    # A woken round skips the probe, and a counter at 0 cannot drop: then only the read itself sees the wipe.
+    from helpers import make_settings
+    from sleepguard.auto_backup import AutoBackup
+    from sleepguard.client import BackendClient
+    seed_shop(demo_backend.url, users=2, customers=3)
+    settings = make_settings(data_dir, demo_backend.url)
+    with BackendClient(settings) as client:
+        service = AutoBackup(settings, client)
+        assert service.backup("scheduled").outcome == "good"
+        demo_backend.sleep_now()
+        answer = service.backup("asked for a fresh backup")
+    assert answer.outcome == "suspect" and answer.figures.restarts_seen == 1
+    # No restore service runs here: the wake waits to be delivered, as any other.
+    assert "back end restarted (this read was judged a wipe): the restore service is not running" in answer.summary
+    assert service.wake.pending
 
 
 def test_a_wake_the_restore_service_was_not_there_for_is_sent_when_it_is(services, demo_backend, data_dir):

@@ -206,7 +206,7 @@ def test_after_demo_every_command_uses_it_and_restarts_keep_its_port_token_and_d
     assert f"backup: {folder / 'data_backup.json'}" in dry_run.stdout
     assert not (data_dir / "data_backup.json").exists(), "demo backups mixed with the real shop's"
     # BACKEND_URL naming another back end wins, and the command says the demo it is not looking at runs.
-    elsewhere = run_command(STATUS, env={**env, "BACKEND_URL": "http://127.0.0.1:9"})
+    elsewhere = run_command("manual_backup.py", "--list", env={**env, "BACKEND_URL": "http://127.0.0.1:9"})
     assert f"working on http://127.0.0.1:9, not on the demo back end that runs at {url}" in elsewhere.stderr
     assert elsewhere.stderr.count("\n") == 1 and "Traceback" not in elsewhere.stderr, elsewhere.stderr
 
