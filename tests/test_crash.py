@@ -32,6 +32,9 @@ from test_store import make_snapshot
 
 SERVICE = AUTO_BACKUP.name
 KILLS_WANTED = 50
+# Good backups reported, for the checks to prove anything; a loaded machine needs more kills to get there.
+GOODS_WANTED = 10
+LANES_DEADLINE = 90
 # Seconds after the start at which a process is killed: the ranges cover start-up, the back end
 # read, the writes and (for the service) many iterations.
 SERVICE_DELAYS = (0.0, 0.4)
@@ -86,6 +89,7 @@ class CrashRun:
         self.env = command_env(data_dir, url, BACKUP_INTERVAL="0.02", TRIGGER_POLL_INTERVAL="0.02", KEEP_LAST="5",
                                LOG_MAX_BYTES=str(50 * 1024 * 1024))
         self.stopping = threading.Event()
+        self.deadline = time.monotonic() + LANES_DEADLINE
         self.check_lock = threading.Lock()
         self.count_lock = threading.Lock()
         self.manual_reports = []
@@ -132,7 +136,8 @@ class CrashRun:
                 else:
                     self.finished_manual += 1
             self.check()
-            if sum(self.kills.values()) >= KILLS_WANTED:
+            enough = sum(self.kills.values()) >= KILLS_WANTED and len(self.reports()) >= GOODS_WANTED
+            if enough or time.monotonic() > self.deadline:
                 self.stopping.set()
 
     def wait_for_service_start(self, process):
@@ -250,7 +255,7 @@ def test_kill_minus_nine_at_random_instants_loses_nothing_reported_good(demo_bac
           f"{len(run.temps_seen)} temp files seen, {len(leftovers)} left, in {time.monotonic() - started:.1f} s")
     assert sum(run.kills.values()) >= KILLS_WANTED
     assert {lane_and_moment.split()[0] for lane_and_moment in run.kills} == {"service", "manual"}
-    assert len(reports) >= 10, f"too few good backups to prove anything (seed {seed})"
+    assert len(reports) >= GOODS_WANTED, f"too few good backups to prove anything (seed {seed})"
 
     # Readers never pick up a temp file: the listing and the latest good backup are our named files only.
     store = BackupStore(make_settings(data_dir, demo_backend.url))
