@@ -225,14 +225,15 @@ def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_
     services.start(RESTORE, env)
     services.start(BACKUP, env)
     wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
-    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
+    # The check the first good backup asks for must be over: it would take the change below for its own.
+    wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
     for sleep in (1, 2):
         goods = read_state(data_dir, BACKUP).last_figures.good_count
         demo_backend.sleep_now()
         # Within a few polls, long before the restore's own 120 s check: only the probe's wake can do that.
         wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 3 * poll + 5, f"restore {sleep}")
         # Its state is written after the round whose wake the restore may already have answered.
-        wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == sleep, 5, f"restart {sleep} recorded")
+        wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] >= sleep, 5, f"restart {sleep} recorded")
         # The restore asks for a fresh backup of what it put back; the next sleep comes at once after it,
         # before any probe round saw the restored users listed.
         wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] > goods, 10, "the backup of the restored data")
@@ -246,7 +247,8 @@ def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(servi
     services.start(RESTORE, env)
     services.start(BACKUP, env)
     wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
-    wait_until(lambda: read_state(data_dir, RESTORE), 10, "the restore service's first check")
+    # The check the first good backup asks for must be over: it would take the change below for its own.
+    wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
 
     # The host restarts holding the same shop under new ids (the demo started again, newly seeded): no wipe.
     state = demo_backend.state()
@@ -267,7 +269,7 @@ def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(servi
     # Within a few polls, long before the restore's own 120 s check: only the probe's wake can do that.
     wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 3 * poll + 5, "the restore")
     # Its state is written after the round whose wake the restore may already have answered.
-    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 2, 5, "the second restart recorded")
+    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] >= 2, 5, "the second restart recorded")
 
 
 def test_a_read_judged_a_wipe_is_a_restart_the_restore_service_hears_of(demo_backend, data_dir):
