@@ -31,7 +31,6 @@ from .state import Iteration, RestoreFigures
 from .store import BackupStore
 from .takeover import Takeover
 from .urls import without_credentials
-from .wipe import judge_read, same_content
 from .wording import (ACCEPT_CURRENT_HINT, ACCEPT_SHRINK_HINT, RESTORE_INTO_HINT, first_owner_back, not_complete_note,
                       plan_warnings, restore_counts, restored_line, some)
 
@@ -83,16 +82,11 @@ class AutoRestore:
             self.figures.unknown_reads += 1
             self.figures.last_verdict, self.figures.last_reason = "unknown", str(exc)
             return self.answer("unknown", f"back end state unknown: {exc}; no restore")
-        store = BackupStore(self.settings)
-        known = store.latest_good_summary()
-        same = known is not None and current.checksum() == known.checksum
-        # The usual check finds the backup's own content: then the backup's records need not be parsed at all.
-        backup = None if same else store.latest_good_backup()
-        if not same and backup is None:
+        # The usual check finds the backup's own content: then the store parses none of its records.
+        judgement, backup = BackupStore(self.settings).judge(current)
+        if judgement.verdict == "first":
             self.figures.last_verdict = None
             return self.answer("no_backup", "no good backup yet: nothing to compare the back end with")
-        judgement = same_content() if same else judge_read(current, backup, self.settings.large_drop_fraction,
-                                                           backend_url=self.settings.backend_url)
         self.record_check(judgement)
         if judgement.verdict == "wipe":
             return self.restore(context, backup, current, judgement.reason)

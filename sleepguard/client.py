@@ -434,8 +434,8 @@ class BackendClient:
         # like the owner deleted one customer. The API cannot delete users, so a user id gone now means that.
         gone = vanished_during_read({user["id"] for user in users}, {user["id"] for user in self.list_users()})
         if gone:
-            raise RestartedDuringRead(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the read: "
-                            "the back end restarted meanwhile")
+            raise RestartedDuringRead(f"GET /api/users: {len(gone)} of the {len(users)} users vanished during the "
+                                      "read: the back end restarted meanwhile")
         return users, customers_by_user_id
 
     def _customers_of(self, user_id):

@@ -103,6 +103,11 @@ class _Found:
     path: Path
     data: bytes
 
+    def backup(self):
+        """The snapshot, its meta "path" saying which file it came from."""
+        self.snapshot.meta["path"] = str(self.path)
+        return self.snapshot
+
 
 def _name_order(path):
     """(created time, counter) from one of our file names; None for a name that is not ours."""
@@ -303,13 +308,31 @@ class BackupStore:
         if found is None:
             return None
         _remember(found)
-        found.snapshot.meta["path"] = str(found.path)
-        return found.snapshot
+        return found.backup()
 
     def latest_good_summary(self):
         """The latest good backup's BackupSummary, or None when no file verifies; parsed only when its bytes changed."""
         with self._write_finished():
             return self._latest_good_summary()
+
+    def judge(self, current):
+        """judge_read of current against the latest good backup: (judgement, that backup), the backup None when it
+        was not parsed (current holds the content this process verified data_backup.json to hold) or is missing."""
+        with self._write_finished():
+            judgement, found = self._judge(current)
+        return judgement, found and found.backup()
+
+    def _judge(self, snapshot):
+        """(judgement, _Found of the latest good backup or None); the file is parsed only when the content differs."""
+        known = _remembered(self.latest_path)
+        if known is not None and snapshot.checksum() == known.checksum:
+            # The rule's first case without parsing the file again: the bytes are the ones verified before.
+            return same_content(), None
+        found = self._find_latest_good()
+        if found is not None:
+            _remember(found)
+        return judge_read(snapshot, found and found.snapshot, self.settings.large_drop_fraction,
+                          backend_url=self.settings.backend_url), found
 
     def _latest_good_summary(self):
         summary = _remembered(self.latest_path)
@@ -426,17 +449,7 @@ class BackupStore:
         accept_shrink promotes a large drop, accept_current a foreign back end: the owner's decisions. A wipe never.
         """
         with self._locked():
-            known = _remembered(self.latest_path)
-            if known is not None and snapshot.checksum() == known.checksum:
-                # The rule's first case without parsing the file again: the bytes are the ones verified before.
-                os.utime(self.latest_path)
-                judgement = same_content()
-                return BackupOutcome("unchanged", judgement.reason, judgement, self.latest_path, snapshot.counts())
-            found = self._find_latest_good()
-            if found is not None:
-                _remember(found)
-            judgement = judge_read(snapshot, found and found.snapshot, self.settings.large_drop_fraction,
-                                   backend_url=self.settings.backend_url)
+            judgement, found = self._judge(snapshot)
             counts = snapshot.counts()
             if judgement.verdict == "unchanged":
                 self._mark_verified(found)
@@ -460,8 +473,8 @@ class BackupStore:
             return BackupOutcome("suspect", reason, judgement, path, counts)
 
     def _mark_verified(self, found):
-        """Same content again: the mtime of data_backup.json says when it was last verified."""
-        if found.path == self.latest_path:
+        """Same content again: the mtime of data_backup.json says when it was last verified (found None: it was)."""
+        if found is None or found.path == self.latest_path:
             os.utime(self.latest_path)
             return
         self._set_aside_damaged_latest()
