@@ -199,10 +199,7 @@ def test_a_restart_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_b
                      "the restart to be seen")
     # The check that wake started must be over before the sleep: the restore service's check at its start said
     # "no wipe (" too, so look only after the last wake-up in its log.
-    def checked_after_wake():
-        _, woken, after = log_text(data_dir, RESTORE).rpartition("woken by SIGUSR1")
-        return woken and "no wipe (" in after
-    wait_until(checked_after_wake, 5, "the restore service's check after the wake")
+    wait_for_check_after_wake(data_dir, "no wipe (")
 
     demo_backend.sleep_now()
     slept = time.monotonic()
@@ -216,17 +213,33 @@ def test_a_restart_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_b
                                    "service", 5)
 
 
-def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_backend, data_dir):
-    shop = seed_shop(demo_backend.url, users=2, customers=3)  # the counter stays 0: only the user probe can tell
-    poll = 2.0
+def wait_for_check_after_wake(data_dir, text):
+    """Wait until the restore service's log says text after its last wake-up."""
+    def checked_after_wake():
+        _, woken, after = log_text(data_dir, RESTORE).rpartition("woken by SIGUSR1")
+        return woken and text in after
+    wait_until(checked_after_wake, 5, "the restore service's check after the wake")
+
+
+PROBE_POLL = 2.0
+
+
+def started_with_only_the_probe(services, demo_backend, data_dir):
+    """A shop whose counter stays 0, backed up, with the services on: only the user probe can see a restart."""
+    shop = seed_shop(demo_backend.url, users=2, customers=3)
     # Neither the restore's own check nor a scheduled backup comes in this test's time: only the backup service's probe.
-    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(poll),
+    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(PROBE_POLL),
                       RESTORE_CHECK_INTERVAL="120")
     services.start(RESTORE, env)
     services.start(BACKUP, env)
     wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
-    # The check the first good backup asks for must be over: it would take the change below for its own.
+    # The check the first good backup asks for must be over: it would take a test's change for its own.
     wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
+    return shop
+
+
+def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_backend, data_dir):
+    shop, poll = started_with_only_the_probe(services, demo_backend, data_dir), PROBE_POLL
     for sleep in (1, 2):
         goods = read_state(data_dir, BACKUP).last_figures.good_count
         demo_backend.sleep_now()
@@ -240,15 +253,7 @@ def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_
 
 
 def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_backend, data_dir):
-    shop = seed_shop(demo_backend.url, users=2, customers=3)  # the counter stays 0: only the user probe can tell
-    poll = 2.0
-    env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(poll),
-                      RESTORE_CHECK_INTERVAL="120")
-    services.start(RESTORE, env)
-    services.start(BACKUP, env)
-    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
-    # The check the first good backup asks for must be over: it would take the change below for its own.
-    wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
+    shop, poll = started_with_only_the_probe(services, demo_backend, data_dir), PROBE_POLL
 
     # The host restarts holding the same shop under new ids (the demo started again, newly seeded): no wipe.
     state = demo_backend.state()
@@ -260,10 +265,7 @@ def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(servi
                                                            "backup_triggers": []}).raise_for_status()
     wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1, 3 * poll + 5, "the restart to be seen")
 
-    def checked_after_wake():
-        _, woken, after = log_text(data_dir, RESTORE).rpartition("woken by SIGUSR1")
-        return woken and "no wipe (changed)" in after
-    wait_until(checked_after_wake, 5, "the restore service's check after the wake")
+    wait_for_check_after_wake(data_dir, "no wipe (changed)")
 
     demo_backend.sleep_now()
     # Within a few polls, long before the restore's own 120 s check: only the probe's wake can do that.
