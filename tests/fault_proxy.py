@@ -22,6 +22,9 @@ Fault kinds (``latency`` seconds of delay can be added to any of them):
 - ``"huge"``: 200 with a valid JSON list of about ``huge_bytes`` bytes, streamed in chunks
   (chunked transfer encoding, so only counting the bytes read reveals its size).
 
+A request whose body is cut off (the client was killed while sending it) is dropped, never
+forwarded: the upstream sees only whole requests, as behind a real front end.
+
 A fault applies to requests whose path starts with ``path_prefix``, to the next ``count``
 of them and/or for ``seconds`` from now; once spent, every request passes through again.
 Standard library only.
@@ -159,6 +162,11 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_page(411, b"chunked request bodies are not supported\n", "text/plain")
             return
         body = self.rfile.read(int(length)) if length else b""
+        if length and len(body) < int(length):
+            # The client went away mid-body: a server (S3 included) never acts on half a request, so neither do we.
+            log.debug("fault proxy: request body cut off after %d of %s bytes; dropped", len(body), length)
+            self.close_connection = True
+            return
         fault = proxy._take_fault(self.path.split("?", 1)[0], self.command)
         kind = fault.kind if fault else None
         if fault and fault.latency > 0 and proxy._stopping.wait(fault.latency):

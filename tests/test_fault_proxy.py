@@ -3,6 +3,7 @@
 import http.client
 import json
 import os
+import socket
 import subprocess
 import sys
 import threading
@@ -25,6 +26,7 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
     """A tiny JSON back end: /api/health, /api/users (GET, POST), /echo, /status/<code>."""
 
     protocol_version = "HTTP/1.1"
+    received = []  # (method, path, body) of every POST, PUT and DELETE that reached it
 
     def log_message(self, format, *args):
         pass
@@ -57,6 +59,7 @@ class _UpstreamHandler(BaseHTTPRequestHandler):
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length)
+        self.received.append((self.command, self.path, body))
         if self.path == "/api/users":
             self._reply(201, {"id": "new", **json.loads(body)})
         else:
@@ -137,6 +140,18 @@ def test_pass_through_forwards_method_query_body_and_auth(proxy):
     assert created.json() == {"id": "new", "email": "a@b.c", "pin": "1234"}
     head = requests.head(proxy.url + "/api/health", timeout=TIMEOUT)
     assert head.status_code == 200 and head.content == b""
+
+
+def test_a_request_cut_off_mid_body_never_reaches_the_upstream(proxy):
+    # A sender killed while sending: headers promise 100 bytes, 10 arrive, then the connection ends.
+    host, port = urlsplit(proxy.url).hostname, urlsplit(proxy.url).port
+    with socket.create_connection((host, port), timeout=5) as sender:
+        sender.sendall(b"PUT /cut-off HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n" + b"{" * 10)
+    assert _poll(lambda: proxy.requests_seen == 1) and _poll(lambda: proxy.open_connections == 0)
+    whole = requests.put(proxy.url + "/whole", data=b"{}", timeout=TIMEOUT)
+    assert whole.status_code == 200
+    paths = [path for _method, path, _body in _UpstreamHandler.received]
+    assert "/whole" in paths and "/cut-off" not in paths
 
 
 def test_keep_alive_connection_is_reused(proxy):
