@@ -9,10 +9,10 @@ Each iteration (every TRIGGER_POLL_INTERVAL) looks at GET /api/backup/status fir
     or SIGUSR1 (the restore service asks for a fresh copy): a backup now;
   - otherwise nothing.
 Outcomes in the state file: good | unchanged | suspect | failed (a backup was taken),
-restarted (counter reset seen, no backup), idle (nothing to do), taking_over (a new watcher
-fetches the off-site copy first, takeover.py). Each new good backup is queued off-site and
-the uploader runs in its own process, never waited for; copies left waiting are tried again
-once per BACKUP_INTERVAL.
+restarted (a counter reset seen, or users vanished during the read: no backup), idle (nothing
+to do), taking_over (a new watcher fetches the off-site copy first, takeover.py). Each new
+good backup is queued off-site and the uploader runs in its own process, never waited for;
+copies left waiting are tried again once per BACKUP_INTERVAL.
 """
 
 import dataclasses
@@ -123,6 +123,12 @@ class AutoBackup:
         self.figures.wakes_sent = self.wake.sent
         return f"{why}: {'woke the restore service' if woke else 'the restore service is not running'}"
 
+    def take_counter_as_it_is_now(self):
+        """After a restart the read saw: the counter dropped with that same restart, and must not count it again."""
+        status = self.read_status()
+        if status is not None:
+            self.news_from(status)
+
     def deliver_waiting_wake(self):
         """Send a wake an earlier round could not deliver; the note for the summary, or ''."""
         why = self.wake.pending
@@ -135,6 +141,11 @@ class AutoBackup:
         """Take one backup now and record what came of it."""
         self.last_attempt_at = time.monotonic()
         outcome = take_backup(self.settings, self.client)
+        if outcome.restarted:
+            # Not a failed backup: there was nothing whole to back up, and the restore comes first.
+            noted = self.note_restart(self.seen_count, "users vanished during the read")
+            self.take_counter_as_it_is_now()
+            return self.answer("restarted", f"no backup: {noted} [{why}]")
         now_iso = utc_now_iso()
         # Only a new good backup goes off-site: an unchanged one is already there.
         summary = describe(outcome) + (offsite_not_queued(self.shipper.ship(outcome.path))
@@ -143,11 +154,11 @@ class AutoBackup:
         # read is the same one).
         wiped = outcome.kind == "suspect" and outcome.judgement is not None and outcome.judgement.verdict == "wipe" \
             and not self.users_gone
-        if outcome.restarted or wiped:
+        if wiped:
             # The read itself saw the restart: the counter and the probe, which looked before it, may not have.
-            sign = "users vanished during the read" if outcome.restarted else "this read was judged a wipe"
-            summary += f"; {self.note_restart(self.seen_count, sign)}"
-            self.users_gone = self.users_gone or wiped
+            summary += f"; {self.note_restart(self.seen_count, 'this read was judged a wipe')}"
+            self.users_gone = True
+            self.take_counter_as_it_is_now()
         figures = self.figures
         figures.backups_taken += 1
         setattr(figures, f"{outcome.kind}_count", getattr(figures, f"{outcome.kind}_count") + 1)

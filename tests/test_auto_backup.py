@@ -4,6 +4,7 @@ import re
 import signal
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 
 import pytest
@@ -290,6 +291,40 @@ def test_a_read_judged_a_wipe_is_a_restart_the_restore_service_hears_of(demo_bac
     # No restore service runs here: the wake waits to be delivered, as any other.
     assert "back end restarted (this read was judged a wipe): the restore service is not running" in answer.summary
     assert service.wake.pending
+
+
+def test_a_read_the_host_restarted_during_is_one_restart_and_no_failed_backup(demo_backend, data_dir):
+    # The computer slept mid-read (or the host restarted): the read's last look lists none of its users.
+    from helpers import make_settings
+    from sleepguard.auto_backup import AutoBackup
+    from sleepguard.client import BackendClient
+    from sleepguard.runner import ServiceContext
+    seed_shop(demo_backend.url, users=2, customers=3)
+    trigger(demo_backend.url)
+    with FaultProxy(demo_backend.url) as proxy:
+        settings = make_settings(data_dir, proxy.url)
+        with BackendClient(settings) as client:
+            service = AutoBackup(settings, client)
+            assert service.decide(ServiceContext(BACKUP, settings)).outcome == "good"
+            proxy.set_fault("hang", path_prefix="/api/customers")
+            seen = proxy.requests_seen
+            with ThreadPoolExecutor(1) as pool:
+                reading = pool.submit(service.backup, "scheduled")
+                # The read's status, its user list and a first customer list: it holds the users' ids now.
+                wait_until(lambda: proxy.requests_seen >= seen + 3, 10, "the read under way")
+                demo_backend.sleep_now()
+                proxy.clear()
+                answer = reading.result(30)
+            assert answer.outcome == "restarted", answer.summary
+            assert answer.summary == ("no backup: back end restarted (users vanished during the read): the restore "
+                                      "service is not running [scheduled]")
+            figures = answer.figures
+            assert (figures.failed_count, figures.backups_taken, figures.restarts_seen) == (0, 1, 1)
+            assert service.wake.pending
+            # The trigger counter went 1 -> 0 with the same restart: the next round must not count it again.
+            later = service.decide(ServiceContext(BACKUP, settings))
+    assert later.outcome == "idle" and later.figures.restarts_seen == 1, later.summary
+    assert not suspect_files(data_dir)
 
 
 def test_a_wake_the_restore_service_was_not_there_for_is_sent_when_it_is(services, demo_backend, data_dir):
