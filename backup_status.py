@@ -9,7 +9,7 @@ PROTECTED (checked 13:58 CET)
   the services run, the backup is fresh and the back end holds its data
 """
 from sleepguard.checkout_venv import use_checkout_venv
-use_checkout_venv()  # first: a plain `python3 <command>` runs again with the checkout's .venv/bin/python
+use_checkout_venv(missing_exit_code=3)  # first: a plain python3 runs .venv's; UNKNOWN without one
 import argparse
 import json
 import sys
