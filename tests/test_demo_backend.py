@@ -656,12 +656,15 @@ def test_while_a_pin_is_hashed_every_other_request_waits(launch):
     """8 creations sent at once are hashed one after another, and a health check sent after them waits for them."""
     backend = launch(pin_hash_rounds=10)  # ~65 ms a hash: long enough to see against HTTP's own cost
     netloc = urlsplit(backend.url).netloc
-    one_hash = []
+    assert requests.post(backend.url + "/api/users", json={"email": new_email(), "pin": "1"},
+                         timeout=TIMEOUT).status_code == 201
+    # A hash's cost in CPU seconds, here: hashes done one after another can only be further apart, however loaded
+    # the machine. (Timed through HTTP, the reference itself came out at 7x the hash on a loaded machine.)
+    salt, one_hash = bcrypt.gensalt(10), []
     for _ in range(3):
-        started = time.monotonic()
-        assert requests.post(backend.url + "/api/users", json={"email": new_email(), "pin": "1"},
-                             timeout=TIMEOUT).status_code == 201
-        one_hash.append(time.monotonic() - started)
+        started = time.process_time()
+        bcrypt.hashpw(b"1618", salt)
+        one_hash.append(time.process_time() - started)
     one_hash = min(one_hash)
     creators = [http.client.HTTPConnection(netloc, timeout=30) for _ in range(8)]
     checker = http.client.HTTPConnection(netloc, timeout=30)
@@ -682,8 +685,8 @@ def test_while_a_pin_is_hashed_every_other_request_waits(launch):
     gaps = [(later - earlier).total_seconds() for earlier, later in zip(created, created[1:])]
     # One after another: each user is created a whole hash after the one before (in parallel, two would
     # finish together on this machine's two cores, a gap near 0), so the eight take about eight hash times.
-    # 0.3, not more: one_hash went through HTTP and, on a loaded machine, can come out twice the hash itself.
-    assert min(gaps) >= 0.3 * one_hash, (gaps, one_hash)
+    # Half a hash, not a whole one: the demo's CPU may run a little faster than this process's did.
+    assert min(gaps) >= 0.5 * one_hash, (gaps, one_hash)
     # The health check queued behind them; without the one event loop it answers in a millisecond.
     assert health_wait >= 2 * one_hash, (health_wait, one_hash)
 
