@@ -45,11 +45,11 @@ def main():
         if args.pins_handed_out is not None:
             print(handed_out(hand_out_done(settings.data_dir, args.pins_handed_out)))
             return 0
-        backup, source = choose_backup(settings, args.file, args.owner, args.from_offsite, args.at)
+        backup, source, carried_pins = choose_backup(settings, args.file, args.owner, args.from_offsite, args.at)
         print(f"backup: {source}", flush=True)
         with BackendClient(settings) as client, term:
             report = restore_now(settings, backup, client, dry_run=args.dry_run, confirm=term.confirm,
-                                 stopping=term.stopping)
+                                 stopping=term.stopping, carried_pins=carried_pins)
     except (SleepguardError, OSError) as exc:  # OSError: a file it cannot write, as python-dotenv's cli does
         parser.exit(2, f"{parser.prog}: error: {error_line(exc)}\n")
     print("\n".join(describe_report(report)))

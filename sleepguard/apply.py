@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .exceptions import BackendError, BackendRejected
 from .pins import (forget_restored_pins, load_pins_file, new_random_pin, pins_or_why_not, read_restored_pins,
-                   record_restored_pins, restored_pins_path)
+                   record_restored_pins, restored_pins_path, with_carried_pins, write_carried_pins)
 from .restore_lock import RestoreLock, refuse_if_running
 from .plan import (PIN_FROM_RESTORED, PIN_NEW_RANDOM, PINS_TO_HAND_OUT, UserToCreate, customer_label,
                    plan_restore, plan_snapshot_restore, verify_restore)
@@ -268,12 +268,13 @@ def _pins(settings, without_bad_pins_file):
 
 
 def restore_now(settings, backup, client, *, current=None, dry_run=False, confirm=None, stopping=None,
-                without_bad_pins_file=False):
+                without_bad_pins_file=False, carried_pins=None):
     """Plan from current (read now when not given), apply unless dry run, declined or stopped, re-read and verify.
 
     The back end is read at most twice: the read the plan rests on, then the verifying read.
     without_bad_pins_file (the restore service): a loose, missing or malformed PIN file never holds a restore
     up; it is not read, its users get new random PINs, and the report says why (pins_file_problem).
+    carried_pins: an off-site copy's (PIN file, restored PINs), planned with and written only once it goes ahead.
     """
     snapshot_mode = settings.backend_mode == "snapshot"
     if not dry_run:
@@ -281,6 +282,8 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
         refuse_if_running(settings.data_dir)
     pins, pins_problem = ({}, "") if snapshot_mode else _pins(settings, without_bad_pins_file)
     restored_pins = {} if snapshot_mode else read_restored_pins(settings.data_dir)
+    if carried_pins is not None and not snapshot_mode:
+        pins, restored_pins = with_carried_pins(settings.pins_file, pins, restored_pins, carried_pins)
     if current is None:
         current = client.read_snapshot()
     if snapshot_mode:
@@ -303,6 +306,8 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
     if (confirm is not None and not confirm(plan)) or stopping.is_set():
         report.aborted = True
         return report
+    if carried_pins is not None and not snapshot_mode:
+        write_carried_pins(settings, carried_pins)
     # Held to the end of the verifying read: others see a restore running, and none starts beside it.
     with RestoreLock(settings.data_dir, len(plan.users)) as progress:
         if snapshot_mode:

@@ -107,6 +107,31 @@ def pins_or_why_not(path, must_exist=False):
         return {}, str(exc)
 
 
+def with_carried_pins(pins_file, pins, restored, carried):
+    """The PINs a restore plans with when an off-site copy carries some: as write_carried_pins will leave the files.
+
+    carried is the copy's (PIN file, restored PINs); checked as those files are, and nothing written yet.
+    """
+    carried_pins, carried_restored = carried
+    where = "(carried by the off-site copy)"
+    if carried_pins and not Path(pins_file).exists():
+        pins = _in_stored_form(_check_pin_map(carried_pins, where, "PIN file"), where, "PIN file")
+    if carried_restored:
+        checked = _check_pin_map(carried_restored, where, "restored PIN file")
+        restored = {**restored, **_in_stored_form(checked, where, "restored PIN file")}
+    return pins, restored
+
+
+def write_carried_pins(settings, carried):
+    """An off-site copy's (PIN file, restored PINs), 0600: the owner's PIN file only when none is here, restored merged."""
+    pins, restored = carried
+    if pins and not settings.pins_file.exists():
+        ensure_private_dir(settings.pins_file.parent)
+        write_json_atomic(settings.pins_file, pins)
+    if restored:
+        record_restored_pins(settings.data_dir, restored)
+
+
 def hand_out_done(data_dir, emails=()):
     """The owner handed these users their new PIN (all waiting when none named): remove them; return who was removed.
 

@@ -18,17 +18,19 @@ def parse_at(text):
 
 
 def offsite_backup(settings, at=None):
-    """The newest good off-site copy (at or before `at`) as a backup, with its PINs written where restores read them."""
+    """The newest good off-site copy (at or before `at`) as a backup, a line saying which, and the PINs it carries."""
     from .offsite_copies import fetch_copy  # the S3 client, only in the one-shot command
-    from .takeover import write_carried_pins
     name, contents = fetch_copy(settings, parse_at(at) if at else None)
     backup = parse_backup(contents.backup)
-    write_carried_pins(settings, contents.pins, contents.restored_pins)
-    return backup, describe_source(backup, f"off-site copy {name}")
+    # Written by the restore only once it goes ahead: a dry run or a "no" leaves every file as it was.
+    return backup, describe_source(backup, f"off-site copy {name}"), (contents.pins, contents.restored_pins)
 
 
 def choose_backup(settings, file=None, owner_email=None, from_offsite=False, at=None):
-    """The backup to restore and a line saying which: a file inside DATA_DIR, an off-site copy, else the latest good one."""
+    """The backup to restore, a line saying which, and the PINs an off-site copy carries (None for a local file).
+
+    A file inside DATA_DIR, an off-site copy, else the latest good one.
+    """
     if at is not None and not from_offsite:
         raise RestoreError(AT_NEEDS_OFFSITE)
     if from_offsite:
@@ -41,7 +43,7 @@ def choose_backup(settings, file=None, owner_email=None, from_offsite=False, at=
         backup = BackupStore(settings).latest_good_backup()
         if backup is None:
             raise BackupFileError(f"no good backup in {settings.data_dir}: nothing to restore from")
-        return backup, describe_source(backup, backup.meta["path"])
+        return backup, describe_source(backup, backup.meta["path"]), None
     path, data_dir = Path(file).expanduser().resolve(), settings.data_dir.expanduser().resolve()
     if not path.is_relative_to(data_dir):
         raise RestoreError(f"{file} is outside DATA_DIR ({data_dir}): copy it into DATA_DIR first")
@@ -49,4 +51,4 @@ def choose_backup(settings, file=None, owner_email=None, from_offsite=False, at=
         backup = parse_backup(read_backup_bytes(path), owner_email=owner_email)
     except BackupFileError as exc:
         raise BackupFileError(f"{path}: {exc}") from None
-    return backup, describe_source(backup, path)
+    return backup, describe_source(backup, path), None

@@ -18,12 +18,12 @@ import sys
 import tempfile
 import time
 
-from .atomicfile import ensure_private_dir, write_json_atomic
+from .atomicfile import ensure_private_dir
 from .exceptions import OffsiteError, SleepguardError
 from .flocks import flock_within
 from .logsetup import setup_command_logging
 from .offsite import is_configured
-from .pins import record_restored_pins
+from .pins import write_carried_pins
 from .settings import PROJECT_DIR, load_settings
 from .snapshot import parse_backup
 from .store import BackupStore
@@ -46,15 +46,6 @@ def needed(settings):
     return not store.latest_path.exists() and not any(store.history_dir.glob("backup-*.json"))
 
 
-def write_carried_pins(settings, pins, restored):
-    """The PINs the copy carries, 0600: the owner's PIN file only when none is here, restored PINs merged."""
-    if pins and not settings.pins_file.exists():
-        ensure_private_dir(settings.pins_file.parent)
-        write_json_atomic(settings.pins_file, pins)
-    if restored:
-        record_restored_pins(settings.data_dir, restored)
-
-
 def take_over(settings):
     """Fetch the latest good copy and record it as the local good backup; a line saying what came of it.
 
@@ -74,7 +65,7 @@ def take_over(settings):
         outcome = BackupStore(settings).record(parse_backup(backup))
         if outcome.kind != "good":
             raise OffsiteError(f"the fetched copy was not recorded: {outcome.reason}")
-        write_carried_pins(settings, pins, restored)
+        write_carried_pins(settings, (pins, restored))
         counts = outcome.counts
         return (f"took over from the off-site copy: {counts['users']} users, {counts['customers']} customers "
                 f"of {backend_url or 'the back end'} are the local good backup {outcome.path.name}")

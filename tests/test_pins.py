@@ -8,7 +8,7 @@ import pytest
 
 from sleepguard.exceptions import PinFileError
 from sleepguard.pins import (load_pins_file, new_random_pin, pending_pins, read_restored_pins, record_restored_pins,
-                             restored_pins_path)
+                             restored_pins_path, with_carried_pins)
 
 PINS = {"anna@example.com": "4821", "bob@example.com": "7390"}
 
@@ -138,3 +138,22 @@ def test_pins_handed_out_are_forgotten_by_name_or_all_and_a_wrong_name_removes_n
     assert pending_pins(tmp_path) == ["a@example.com", "c@example.com"]
     assert hand_out_done(tmp_path) == ["a@example.com", "c@example.com"] and pending_pins(tmp_path) == []
     assert hand_out_done(tmp_path) == []
+
+
+def test_carried_pins_are_planned_with_in_stored_form_only_where_no_pin_file_is_and_nothing_is_written(tmp_path):
+    pins_file = tmp_path / "pins.json"
+    carried = ({"Owner@Example.COM": "730581"}, {"new@example.com": "119204"})
+    pins, restored = with_carried_pins(pins_file, {}, {"old@example.com": "552013"}, carried)
+    assert pins == {"Owner@example.com": "730581"}
+    assert restored == {"old@example.com": "552013", "new@example.com": "119204"}
+    assert sorted(tmp_path.iterdir()) == []
+    # The owner's own PIN file wins over the copy's, as write_carried_pins never writes over it.
+    pins_file.write_text(json.dumps({"owner@example.com": "990431"}))
+    assert with_carried_pins(pins_file, {"owner@example.com": "990431"}, {}, carried)[0] == {"owner@example.com": "990431"}
+
+
+def test_carried_pins_that_are_no_pin_map_are_a_one_line_error_showing_no_pin(tmp_path):
+    with pytest.raises(PinFileError) as raised:
+        with_carried_pins(tmp_path / "pins.json", {}, {}, ({"owner@example.com": ""}, {}))
+    assert str(raised.value) == ("PIN file (carried by the off-site copy): the entry for 'owner@example.com' must be a "
+                                 "non-empty PIN string")

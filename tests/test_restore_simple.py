@@ -372,6 +372,9 @@ def test_from_offsite_restores_the_chosen_copy_with_a_dry_run_first_and_at_picks
     assert dry.returncode == 0, dry.stderr
     assert dry.stdout.startswith("backup: off-site copy backup-") and "(3 users, 5 customers" in dry.stdout
     assert requests.get(f"{demo_backend.url}/api/users", timeout=10).json() == []
+    # The dry run plans with the PINs the copy carries, and writes none of them: it changed nothing.
+    assert all(f"create user {email} (PIN from the PIN file)" in dry.stdout for email in shop), dry.stdout
+    assert "dry run: nothing was changed" in dry.stdout and sorted(fresh.iterdir()) == [], sorted(fresh.iterdir())
     at = older.path.name.split("-")[1]  # the older backup's own time, as its file name says it
     moment = f"{at[:4]}-{at[4:6]}-{at[6:8]}T{at[9:11]}:{at[11:13]}:{at[13:15]}.{at[16:22]}+00:00"
     done = run_command(COMMAND, "--from-offsite", "--at", moment, "--yes", env=env)

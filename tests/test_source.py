@@ -11,8 +11,8 @@ def test_without_a_file_the_latest_good_backup_is_chosen_and_said(demo_backend, 
     seed_shop(demo_backend.url, users=2, customers=1)
     settings = make_settings(data_dir, demo_backend.url)
     assert backup_now(settings).kind == "good"
-    backup, line = choose_backup(settings)
-    assert backup.counts()["users"] == 2
+    backup, line, carried_pins = choose_backup(settings)
+    assert backup.counts()["users"] == 2 and carried_pins is None
     assert line == f"{data_dir / 'data_backup.json'} (2 users, 2 customers, 2 orders)"
 
 
