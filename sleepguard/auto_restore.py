@@ -27,7 +27,7 @@ from .apply import restore_now
 from .runner import run_service
 from .services import AUTO_BACKUP, AUTO_RESTORE
 from .snapshot import utc_now_iso
-from .state import Iteration, RestoreFigures
+from .state import Iteration, restore_figures_at_start
 from .store import BackupStore
 from .takeover import Takeover
 from .urls import without_credentials
@@ -51,7 +51,8 @@ class AutoRestore:
         self.client = client  # one pooled session for every check and restore of the service's life
         self.failures_in_a_row = 0
         self.checks_to_skip = 0
-        self.figures = RestoreFigures(backend_url=without_credentials(settings.backend_url) or None)
+        # A restore the last run did stays said: an incomplete one until a check finds the data back.
+        self.figures = restore_figures_at_start(settings.data_dir, without_credentials(settings.backend_url) or None)
         self.takeover = Takeover(settings)
 
     def answer(self, outcome, summary):

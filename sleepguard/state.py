@@ -205,3 +205,17 @@ def read_state(data_dir: Path, service: str) -> ServiceState | None:
     if recorded is not None and touched > recorded + timedelta(seconds=(state.last_duration or 0) + TOUCH_SLACK_SECONDS):
         state.last_run_at = _iso(touched)
     return state
+
+
+# What the last restore did is a fact about the shop, not about one run of the service: a restart keeps it.
+LAST_RESTORE_FIELDS = ("last_restore_at", "last_restore_complete", "last_restore_summary", "users_needing_pin")
+
+
+def restore_figures_at_start(data_dir: Path, backend_url: str | None) -> RestoreFigures:
+    """New restore figures, with what the last restore did when the previous run watched this same back end."""
+    figures = RestoreFigures(backend_url=backend_url)
+    before = read_state(data_dir, AUTO_RESTORE.name)
+    if before is not None and before.last_figures.backend_url == backend_url:
+        for name in LAST_RESTORE_FIELDS:
+            setattr(figures, name, getattr(before.last_figures, name))
+    return figures

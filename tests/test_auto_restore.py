@@ -89,6 +89,26 @@ def test_a_wipe_is_restored_within_a_check_interval_each_customer_under_its_owne
     assert_no_secret_in_logs(data_dir, [DEMO_TOKEN, *(owner["pin"] for owner in shop.values()), *new_pins.values()])
 
 
+def test_what_the_last_restore_did_outlives_a_restart_of_the_service(services, demo_backend, data_dir):
+    backed_up_shop(demo_backend, data_dir)
+    demo_backend.sleep_now()
+    env = command_env(data_dir, demo_backend.url, RESTORE_CHECK_INTERVAL="0.3")
+    first = services.start(RESTORE, env)
+    restored = wait_for_figures(data_dir, RESTORE, lambda f: f["restores"] == 1, 15, "the restore")
+    assert services.stop(first) == 0
+    second = services.start(RESTORE, env)
+    wait_until(lambda: read_state(data_dir, RESTORE).pid == second.pid, 15, "a check by the restarted service")
+    again = figures(data_dir, RESTORE)
+    # "changed": the restored users have new ids, and no backup service runs here to take a fresh backup of them.
+    assert again["last_verdict"] == "changed" and again["restores"] == 0 and again["last_restore_summary"].startswith("restore: 2 users, 6 customers created")
+    kept = ("last_restore_at", "last_restore_complete", "last_restore_summary", "users_needing_pin")
+    assert [again[name] for name in kept] == [restored[name] for name in kept]
+    # A service watching another back end starts with no restore of its own to tell of.
+    from sleepguard.auto_restore import AutoRestore
+    other = AutoRestore(make_settings(data_dir, "http://127.0.0.1:9"), client=None)
+    assert other.figures.last_restore_at is None and other.figures.last_restore_summary is None
+
+
 def test_snapshot_mode_puts_the_exact_state_back_and_never_logs_the_token(services, demo_backend, data_dir):
     seed_shop(demo_backend.url, users=2, customers=2, pin_of=SEEDED_PINS)
     before = demo_backend.state()
