@@ -74,9 +74,15 @@ def never_answers():
 @pytest.mark.parametrize("command", ["manual_backup.py", "backup_status.py"])
 def test_ctrl_c_while_a_command_waits_for_the_back_end_is_one_line(command, data_dir, never_answers):
     url, accepted = never_answers
-    process = subprocess.Popen([sys.executable, str(PROJECT_DIR / command)], cwd=PROJECT_DIR,
-                               env=command_env(data_dir, url, READ_TIMEOUT=60), stdin=subprocess.DEVNULL,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A suite started in the background (`pytest &` without job control) ignores SIGINT, and a command it starts
+    # would inherit that: a handler here, even for a moment, makes the command start with the default instead.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        process = subprocess.Popen([sys.executable, str(PROJECT_DIR / command)], cwd=PROJECT_DIR,
+                                   env=command_env(data_dir, url, READ_TIMEOUT=60), stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    finally:
+        signal.signal(signal.SIGINT, previous)
     try:
         assert accepted.wait(30), "the command never called the back end"
         process.send_signal(signal.SIGINT)
@@ -84,7 +90,7 @@ def test_ctrl_c_while_a_command_waits_for_the_back_end_is_one_line(command, data
     finally:
         process.kill()
         process.communicate()
-    assert process.returncode == 130
+    assert process.returncode == 130, (stdout, stderr)
     assert stderr == f"{command}: interrupted: every file is written whole or not at all, so it is safe to run it again\n"
     assert stdout == "" and list(data_dir.iterdir()) == []
 
