@@ -14,7 +14,7 @@ import argparse
 import json
 import sys
 
-from sleepguard.command_errors import EXPECTED, error_exit, quiet_closed_stdout
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.status import collect_status, format_status
@@ -22,7 +22,6 @@ from sleepguard.verdict import UNKNOWN
 
 
 def main():
-    quiet_closed_stdout()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     # Bad arguments are UNKNOWN (3), not argparse's 2, which monitoring reads as NOT PROTECTED.
     parser.error = lambda message: parser.exit(UNKNOWN, f"{parser.prog}: error: {message}\n")

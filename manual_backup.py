@@ -16,14 +16,13 @@ use_checkout_venv()  # first: a plain `python3 <command>` runs again with the ch
 import argparse
 import sys
 
-from sleepguard.command_errors import EXPECTED, error_exit, quiet_closed_stdout
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.manual import run
 
 
 def main():
-    quiet_closed_stdout()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", dest="list_only", action="store_true", help="list every backup file with its checksum check")
     parser.add_argument("--accept-shrink", action="store_true", help="promote this read despite a large drop")

@@ -17,7 +17,6 @@ import sys
 
 from sleepguard.apply import restore_now
 from sleepguard.client import BackendClient
-from sleepguard.command_errors import quiet_closed_stdout
 from sleepguard.demo_mode import load_settings_in_use
 from sleepguard.exceptions import SleepguardError
 from sleepguard.logsetup import setup_command_logging
@@ -28,7 +27,6 @@ from sleepguard.wording import describe_report, error_line, handed_out
 
 
 def main():
-    quiet_closed_stdout()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--file", help="restore from this backup in DATA_DIR (history or legacy file)")
     parser.add_argument("--from-offsite", action="store_true", help="restore from the newest good off-site copy")

@@ -12,13 +12,12 @@ import argparse
 import sys
 
 from sleepguard import launcher
-from sleepguard.command_errors import EXPECTED, error_exit, quiet_closed_stdout
+from sleepguard.command_errors import EXPECTED, error_exit
 from sleepguard.logsetup import setup_command_logging
 from sleepguard.settings import load_settings
 
 
 def main():
-    quiet_closed_stdout()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     action = parser.add_mutually_exclusive_group()
     action.add_argument("--stop", action="store_true", help="stop the services and the demo back end")

@@ -5,7 +5,8 @@ every fix the status and the alerts suggest, the cron line and each command's us
 `python3 …`; that python3 lacks requests and would end in a traceback. Standard library only:
 a command calls use_checkout_venv() before it imports anything that needs the dependencies.
 With no .venv and the dependencies missing, it ends the command with one line saying how to
-set up, as the command layer would: nothing else can run yet to say it.
+set up, as the command layer would: nothing else can run yet to say it. It also makes Ctrl-C
+quiet from the first moment (command_errors.quiet_endings), while the command still imports.
 """
 
 import importlib.util
@@ -23,6 +24,8 @@ SETUP = "python3 -m venv .venv && .venv/bin/pip install -r requirements.txt"
 
 def use_checkout_venv(missing_exit_code=1):
     """Run this command under .venv/bin/python when that exists; exit with the setup line when nothing can run it."""
+    from .command_errors import quiet_endings  # standard library only, as this module
+    quiet_endings()
     python = VENV / "bin" / "python"
     if not (os.environ.get(AGAIN) or not python.exists() or Path(sys.prefix).resolve() == VENV.resolve()):
         os.environ[AGAIN] = "1"

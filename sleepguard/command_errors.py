@@ -48,15 +48,20 @@ def error_exit(prog, exc):
     return ERROR_EXIT, f"{prog}: error: {line}\n"
 
 
-def _closed_stdout_is_no_error(kind, value, traceback):
-    """`backup_status.py | head` closes the pipe early: end quietly, with no traceback, as other tools do."""
+def _quiet_ending(kind, value, traceback):
+    """What no `except` of the command caught: Ctrl-C at any moment and a closed pipe end it with no traceback."""
+    if issubclass(kind, KeyboardInterrupt):
+        # Pressed while the command still imports its modules, before its own `except` is there.
+        sys.stderr.write(error_exit(os.path.basename(sys.argv[0]), value)[1])
+        return  # Python then ends the process by SIGINT, which a shell shows as 130
     if issubclass(kind, BrokenPipeError):
-        # Python flushes stdout once more on its way out: let that go nowhere instead of failing again.
+        # `backup_status.py | head` closed the pipe early. Python flushes stdout once more on its way out: let
+        # that go nowhere instead of failing again; exit code 1, as any error.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return
     sys.__excepthook__(kind, value, traceback)
 
 
-def quiet_closed_stdout():
-    """Make a reader that stops reading (a pipe into head) end the command quietly; exit code 1, as any error."""
-    sys.excepthook = _closed_stdout_is_no_error
+def quiet_endings():
+    """From now on, Ctrl-C and a reader that stops reading (a pipe into head) end the command quietly."""
+    sys.excepthook = _quiet_ending

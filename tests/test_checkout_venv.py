@@ -24,10 +24,11 @@ print(sys.prefix, sys.argv[1:])
 
 @pytest.fixture
 def checkout(tmp_path):
-    """A checkout of one command and the module; the test makes its .venv when it wants one."""
+    """A checkout of one command and the modules it needs first; the test makes its .venv when it wants one."""
     (tmp_path / "sleepguard").mkdir()
     (tmp_path / "sleepguard" / "__init__.py").write_text("")
-    shutil.copy(PROJECT_DIR / "sleepguard" / "checkout_venv.py", tmp_path / "sleepguard")
+    for module in ("checkout_venv.py", "command_errors.py", "exceptions.py"):
+        shutil.copy(PROJECT_DIR / "sleepguard" / module, tmp_path / "sleepguard")
     (tmp_path / "command.py").write_text(COMMAND)
     return tmp_path
 

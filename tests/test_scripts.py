@@ -95,6 +95,30 @@ def test_ctrl_c_while_a_command_waits_for_the_back_end_is_one_line(command, data
     assert stdout == "" and list(data_dir.iterdir()) == []
 
 
+# Runs the command as python would, with a Ctrl-C the moment it imports python-dotenv: while it starts, before its own
+# `except` is there (a second or more on a Raspberry Pi).
+CTRL_C_WHILE_IMPORTING = """import os, runpy, signal, sys
+sys.addaudithook(lambda event, args: event == "import" and args[0] == "dotenv" and os.kill(os.getpid(), signal.SIGINT))
+sys.argv = [sys.argv[1]]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_ctrl_c_while_a_command_starts_is_one_line_and_no_traceback(command, data_dir):
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # the default in the child, as above
+    try:
+        result = subprocess.run([sys.executable, "-c", CTRL_C_WHILE_IMPORTING, str(PROJECT_DIR / command)],
+                                cwd=PROJECT_DIR, env=command_env(data_dir), stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=60)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert result.returncode == -signal.SIGINT, result.stderr  # ended by SIGINT: a shell says 130
+    assert result.stderr == (f"{command}: interrupted: every file is written whole or not at all, so it is safe "
+                             "to run it again\n")
+    assert result.stdout == "" and list(data_dir.iterdir()) == []
+
+
 @pytest.mark.parametrize("command, args", [("backup_status.py", ()), ("manual_backup.py", ("--list",)),
                                            ("restore_simple.py", ("--pins-handed-out",)),
                                            ("start_all_super_services.py", ("--stop",))])
