@@ -219,10 +219,15 @@ def wait_for_check_after_wake(data_dir, text):
     def checked_after_wake():
         _, woken, after = log_text(data_dir, RESTORE).rpartition("woken by SIGUSR1")
         return woken and text in after
-    wait_until(checked_after_wake, 5, "the restore service's check after the wake")
+    wait_until(checked_after_wake, SOON, "the restore service's check after the wake")
 
 
 PROBE_POLL = 2.0
+# A few probe polls, and still long before the restore's own 120 s check: only the probe's wake can be that fast.
+# Generous for a loaded machine (two suites at once missed 11 s); an idle one takes 2-5 s.
+WITHIN_PROBES = 30
+# A state file or log line that follows at once on an idle machine.
+SOON = 15
 
 
 def started_with_only_the_probe(services, demo_backend, data_dir):
@@ -232,29 +237,32 @@ def started_with_only_the_probe(services, demo_backend, data_dir):
     env = command_env(data_dir, demo_backend.url, BACKUP_INTERVAL="120", TRIGGER_POLL_INTERVAL=str(PROBE_POLL),
                       RESTORE_CHECK_INTERVAL="120")
     services.start(RESTORE, env)
+    # Its PID file first, so the wake the first good backup sends always reaches it.
+    wait_for_log(data_dir, RESTORE, f"{RESTORE} started", SOON)
     services.start(BACKUP, env)
-    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, 10, "a backup")
-    # The check the first good backup asks for must be over: it would take a test's change for its own.
-    wait_for_log(data_dir, RESTORE, "no wipe (unchanged)", 10)
+    wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] == 1, SOON, "a backup")
+    # The check that wake asks for must be over: it would take a test's change for its own. (Its start-up check
+    # says "no wipe (unchanged)" too, and seeing that one let the next check restore a sleep before any probe.)
+    wait_for_check_after_wake(data_dir, "no wipe (unchanged)")
     return shop
 
 
 def test_a_sleep_right_after_a_restore_is_seen_by_the_next_probe(services, demo_backend, data_dir):
-    shop, poll = started_with_only_the_probe(services, demo_backend, data_dir), PROBE_POLL
+    shop = started_with_only_the_probe(services, demo_backend, data_dir)
     for sleep in (1, 2):
         goods = read_state(data_dir, BACKUP).last_figures.good_count
         demo_backend.sleep_now()
         # Within a few polls, long before the restore's own 120 s check: only the probe's wake can do that.
-        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 3 * poll + 5, f"restore {sleep}")
+        wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), WITHIN_PROBES, f"restore {sleep}")
         # Its state is written after the round whose wake the restore may already have answered.
-        wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] >= sleep, 5, f"restart {sleep} recorded")
+        wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] >= sleep, SOON, f"restart {sleep} recorded")
         # The restore asks for a fresh backup of what it put back; the next sleep comes at once after it,
         # before any probe round saw the restored users listed.
-        wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] > goods, 10, "the backup of the restored data")
+        wait_for_figures(data_dir, BACKUP, lambda f: f["good_count"] > goods, SOON, "the backup of the restored data")
 
 
 def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(services, demo_backend, data_dir):
-    shop, poll = started_with_only_the_probe(services, demo_backend, data_dir), PROBE_POLL
+    shop = started_with_only_the_probe(services, demo_backend, data_dir)
 
     # The host restarts holding the same shop under new ids (the demo started again, newly seeded): no wipe.
     state = demo_backend.state()
@@ -264,15 +272,15 @@ def test_a_restart_to_new_ids_that_was_no_wipe_never_blinds_the_next_sleep(servi
                  for customer in state["customers"]]
     demo_backend.admin("PUT", "/api/admin/snapshot", json={**state, "users": users, "customers": customers,
                                                            "backup_triggers": []}).raise_for_status()
-    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1, 3 * poll + 5, "the restart to be seen")
+    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] == 1, WITHIN_PROBES, "the restart to be seen")
 
     wait_for_check_after_wake(data_dir, "no wipe (changed)")
 
     demo_backend.sleep_now()
     # Within a few polls, long before the restore's own 120 s check: only the probe's wake can do that.
-    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), 3 * poll + 5, "the restore")
+    wait_until(lambda: shop_by_owner(demo_backend.url) == seeded_view(shop), WITHIN_PROBES, "the restore")
     # Its state is written after the round whose wake the restore may already have answered.
-    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] >= 2, 5, "the second restart recorded")
+    wait_for_figures(data_dir, BACKUP, lambda f: f["restarts_seen"] >= 2, SOON, "the second restart recorded")
 
 
 def test_a_read_judged_a_wipe_is_a_restart_the_restore_service_hears_of(demo_backend, data_dir):
