@@ -106,14 +106,14 @@ def test_a_wake_the_restore_service_was_not_running_for_is_delivered_once_it_run
 
 
 def test_a_slow_answer_during_our_own_restore_is_not_a_cold_start(services, proxy, data_dir, restore_held_elsewhere):
-    # 0.6 s is slow and 1 s slower: with two suites at once on two cores a plain ping took more than 0.25 s.
+    # As above: a 1 s answer against a 0.6 s threshold.
     env = command_env(data_dir, proxy.url, KEEP_ALIVE_INTERVAL="0.1", SLOW_ANSWER_SECONDS="0.6")
     # No restore service: the keep-alive logs a cold start it sees whether or not it can wake anyone.
     services.start(KEEP_ALIVE, env)
     before = wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= 2, 10, "fast pings")
     # The server hashing the restore's PINs holds every request, the health check too.
-    proxy.set_fault("latency", path_prefix="/api/health", count=2, latency=0.4)
-    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= before["pings_ok"] + 3, 10,
+    proxy.set_fault("latency", path_prefix="/api/health", count=2, latency=1.0)
+    wait_for_figures(data_dir, KEEP_ALIVE, lambda f: f["pings_ok"] >= before["pings_ok"] + 3, 15,
                      "slow pings, then a fast one")
     assert "s (slow)" in log_text(data_dir, KEEP_ALIVE) and "cold start" not in log_text(data_dir, KEEP_ALIVE)
 
