@@ -277,12 +277,14 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
     carried_pins: an off-site copy's (PIN file, restored PINs), planned with and written only once it goes ahead.
     """
     snapshot_mode = settings.backend_mode == "snapshot"
+    if snapshot_mode:
+        carried_pins = None  # the state put back holds the PIN hashes themselves
     if not dry_run:
         # Before any read: a second restore beside a running one would only race it.
         refuse_if_running(settings.data_dir)
     pins, pins_problem = ({}, "") if snapshot_mode else _pins(settings, without_bad_pins_file)
     restored_pins = {} if snapshot_mode else read_restored_pins(settings.data_dir)
-    if carried_pins is not None and not snapshot_mode:
+    if carried_pins is not None:
         pins, restored_pins = with_carried_pins(settings.pins_file, pins, restored_pins, carried_pins)
     if current is None:
         current = client.read_snapshot()
@@ -306,7 +308,7 @@ def restore_now(settings, backup, client, *, current=None, dry_run=False, confir
     if (confirm is not None and not confirm(plan)) or stopping.is_set():
         report.aborted = True
         return report
-    if carried_pins is not None and not snapshot_mode:
+    if carried_pins is not None:
         write_carried_pins(settings, carried_pins)
     # Held to the end of the verifying read: others see a restore running, and none starts beside it.
     with RestoreLock(settings.data_dir, len(plan.users)) as progress:

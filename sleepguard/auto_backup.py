@@ -109,7 +109,10 @@ class AutoBackup:
         return restart.users_vanished(self.backed_up_user_ids, listed)
 
     def note_restart(self, before, sign=""):
-        """The back end restarted, maybe empty: wake the restore service (again next round if it is not running)."""
+        """The back end restarted, maybe empty: wake the restore service (again next round if it is not running).
+
+        sign: what a backup read itself saw of the restart, which the counter and the probe looked for before it.
+        """
         self.figures.restarts_seen += 1
         by_counter = restart.counter_went_down(before, self.seen_count)
         if by_counter or sign:
@@ -121,10 +124,13 @@ class AutoBackup:
         why = f"back end restarted ({seen})"
         woke = self.wake.ask(why)
         self.figures.wakes_sent = self.wake.sent
+        if sign:
+            # The counter dropped with this same restart: take it as it is now, or the next round counts it again.
+            self.take_counter_as_it_is_now()
         return f"{why}: {'woke the restore service' if woke else 'the restore service is not running'}"
 
     def take_counter_as_it_is_now(self):
-        """After a restart the read saw: the counter dropped with that same restart, and must not count it again."""
+        """Take the trigger counter as the status gives it now; the news it would bring is dropped."""
         status = self.read_status()
         if status is not None:
             self.news_from(status)
@@ -144,7 +150,6 @@ class AutoBackup:
         if outcome.restarted:
             # Not a failed backup: there was nothing whole to back up, and the restore comes first.
             noted = self.note_restart(self.seen_count, "users vanished during the read")
-            self.take_counter_as_it_is_now()
             return self.answer("restarted", f"no backup: {noted} [{why}]")
         now_iso = utc_now_iso()
         # Only a new good backup goes off-site: an unchanged one is already there.
@@ -158,7 +163,6 @@ class AutoBackup:
             # The read itself saw the restart: the counter and the probe, which looked before it, may not have.
             summary += f"; {self.note_restart(self.seen_count, 'this read was judged a wipe')}"
             self.users_gone = True
-            self.take_counter_as_it_is_now()
         figures = self.figures
         figures.backups_taken += 1
         setattr(figures, f"{outcome.kind}_count", getattr(figures, f"{outcome.kind}_count") + 1)
